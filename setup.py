@@ -4,7 +4,7 @@ import os
 
 from setuptools import Extension, setup
 
-extra_compile_args = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"]
+extra_compile_args = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
 extra_link_args = []
 if os.environ.get("QUICKLOOP_SANITIZE"):
     # make asan: AddressSanitizer + UndefinedBehaviorSanitizer build.

@@ -1,1 +1,40 @@
-"""quickloop: a drop-in asyncio event loop written in C, built for fast cancellation."""
+"""quickloop: a drop-in asyncio event loop written in C, built for fast cancellation.
+
+    import quickloop
+    quickloop.run(main())            # like asyncio.run, on a quickloop loop
+    quickloop.install()              # make asyncio.run() & co. use quickloop
+    loop = quickloop.new_event_loop()
+"""
+import asyncio
+
+from ._core import Handle, TimerHandle
+from .loop import Loop
+
+__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "EventLoopPolicy",
+           "install", "run")
+__version__ = "0.1.0"
+
+
+def new_event_loop():
+    """Return a new quickloop event loop."""
+    return Loop()
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """The default asyncio policy, making quickloop loops."""
+
+    _loop_factory = Loop
+
+    def __repr__(self):
+        return f"<{type(self).__module__}.{type(self).__qualname__}>"
+
+
+def install():
+    """Make asyncio create quickloop loops (asyncio.run, new_event_loop, ...)."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main, *, debug=None):
+    """Run a coroutine on a new quickloop loop, as asyncio.run() does."""
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

@@ -1,0 +1,426 @@
+/* handle.c - Handle and TimerHandle (see handle.h).  A handle owns its loop
+ * reference; cancelling a TimerHandle disarms it from the loop's heap at once. */
+#include "handle.h"
+#include "loop.h"
+#include "module.h"
+
+static int
+handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *args,
+            PyObject *context, int debug)
+{
+    h->callback = Py_NewRef(callback);
+    h->args = Py_NewRef(args);
+    h->loop = Py_NewRef(loop);
+    h->source_traceback = NULL;
+    h->repr = NULL;
+    h->cancelled = 0;
+    if (context == NULL || context == Py_None) {
+        h->context = PyContext_CopyCurrent();
+        if (h->context == NULL) {
+            return -1;
+        }
+    }
+    else {
+        h->context = Py_NewRef(context);
+    }
+    if (debug) {
+        h->source_traceback = PyObject_CallNoArgs(ql_state.extract_stack);
+        if (h->source_traceback == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+ql_handle *
+ql_handle_new(PyObject *loop, PyObject *callback, PyObject *args,
+              PyObject *context, int debug)
+{
+    ql_handle *h = PyObject_GC_New(ql_handle, &ql_handle_type);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (handle_init(h, loop, callback, args, context, debug) < 0) {
+        PyObject_GC_Track(h);
+        Py_DECREF(h);
+        return NULL;
+    }
+    PyObject_GC_Track(h);
+    return h;
+}
+
+ql_timer_handle *
+ql_timer_handle_new(PyObject *loop, double when, int64_t deadline,
+                    PyObject *callback, PyObject *args, PyObject *context,
+                    int debug)
+{
+    ql_timer_handle *t = PyObject_GC_New(ql_timer_handle, &ql_timer_handle_type);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->when = when;
+    t->deadline = deadline;
+    t->seq = 0;
+    t->heap_index = -1;
+    if (handle_init(&t->base, loop, callback, args, context, debug) < 0) {
+        PyObject_GC_Track(t);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyObject_GC_Track(t);
+    return t;
+}
+
+/* An exception escaped a callback: hand it to loop.call_exception_handler
+ * with the same context dict the stdlib builds. */
+static int
+report_callback_error(ql_handle *h, PyObject *callback, PyObject *args, PyObject *exc)
+{
+    PyObject *context = NULL, *source = NULL, *message = NULL, *res = NULL;
+
+    source = PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
+                                          callback, args, NULL);
+    if (source == NULL) {
+        goto error;
+    }
+    message = PyUnicode_FromFormat("Exception in callback %U", source);
+    if (message == NULL) {
+        goto error;
+    }
+    context = PyDict_New();
+    if (context == NULL
+        || PyDict_SetItemString(context, "message", message) < 0
+        || PyDict_SetItemString(context, "exception", exc) < 0
+        || PyDict_SetItemString(context, "handle", (PyObject *)h) < 0) {
+        goto error;
+    }
+    if (h->source_traceback != NULL
+        && PyDict_SetItemString(context, "source_traceback", h->source_traceback) < 0) {
+        goto error;
+    }
+    res = PyObject_CallMethod(h->loop, "call_exception_handler", "O", context);
+    if (res == NULL) {
+        goto error;
+    }
+    Py_DECREF(res);
+    Py_DECREF(context);
+    Py_DECREF(message);
+    Py_DECREF(source);
+    return 0;
+error:
+    Py_XDECREF(context);
+    Py_XDECREF(message);
+    Py_XDECREF(source);
+    return -1;
+}
+
+int
+ql_handle_run(ql_handle *h)
+{
+    if (h->cancelled) {
+        return 0;
+    }
+    /* The callback may cancel its own handle, which drops these fields. */
+    PyObject *callback = Py_NewRef(h->callback);
+    PyObject *args = Py_NewRef(h->args);
+    PyObject *context = Py_NewRef(h->context);
+    int rc = 0;
+
+    if (PyContext_Enter(context) < 0) {
+        rc = -1;
+        goto done;
+    }
+    PyObject *res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
+                                        PyTuple_GET_SIZE(args), NULL);
+    if (PyContext_Exit(context) < 0) {
+        Py_XDECREF(res);
+        rc = -1;
+        goto done;
+    }
+    if (res != NULL) {
+        Py_DECREF(res);
+        goto done;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)
+        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        rc = -1;
+        goto done;
+    }
+    PyObject *exc = ql_err_take();
+    rc = report_callback_error(h, callback, args, exc);
+    Py_DECREF(exc);
+done:
+    Py_DECREF(context);
+    Py_DECREF(args);
+    Py_DECREF(callback);
+    return rc;
+}
+
+/* ---- Python-visible methods ---------------------------------------------- */
+
+static PyObject *handle_repr(ql_handle *h);
+
+int
+ql_handle_cancel(ql_handle *h)
+{
+    if (h->cancelled) {
+        return 0;
+    }
+    h->cancelled = 1;
+    ql_loop *loop = (ql_loop *)h->loop;
+    if (Py_IS_TYPE(h, &ql_timer_handle_type)) {
+        ql_timer_handle *t = (ql_timer_handle *)h;
+        if (t->heap_index >= 0) {
+            ql_timer_heap_remove(&loop->timers, t);
+        }
+    }
+    int rc = 0;
+    if (loop != NULL && loop->debug) {
+        /* Keep the callback's description for repr() after it is dropped. */
+        PyObject *repr = handle_repr(h);
+        if (repr == NULL) {
+            rc = -1;
+        }
+        Py_XSETREF(h->repr, repr);
+    }
+    Py_CLEAR(h->callback);
+    Py_CLEAR(h->args);
+    return rc;
+}
+
+static PyObject *
+handle_cancel(ql_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    if (ql_handle_cancel(h) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+handle_cancelled(ql_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(h->cancelled);
+}
+
+static PyObject *
+handle_get_context(ql_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(h->context);
+}
+
+static PyObject *
+handle_py_run(ql_handle *h, PyObject *Py_UNUSED(ignored))
+{
+    if (ql_handle_run(h) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_when(ql_timer_handle *t, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(t->when);
+}
+
+static PyObject *
+handle_repr(ql_handle *h)
+{
+    if (h->repr != NULL) {
+        return Py_NewRef(h->repr);
+    }
+    PyObject *info = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL;
+    if (info == NULL) {
+        return NULL;
+    }
+    item = PyUnicode_FromString(_PyType_Name(Py_TYPE(h)));
+    if (item == NULL || PyList_Append(info, item) < 0) {
+        goto error;
+    }
+    Py_CLEAR(item);
+    if (h->cancelled) {
+        item = PyUnicode_FromString("cancelled");
+        if (item == NULL || PyList_Append(info, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (Py_IS_TYPE(h, &ql_timer_handle_type)) {
+        PyObject *when = PyFloat_FromDouble(((ql_timer_handle *)h)->when);
+        if (when == NULL) {
+            goto error;
+        }
+        item = PyUnicode_FromFormat("when=%R", when);
+        Py_DECREF(when);
+        if (item == NULL || PyList_Append(info, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (h->callback != NULL) {
+        item = PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
+                                            h->callback, h->args, NULL);
+        if (item == NULL || PyList_Append(info, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    if (h->source_traceback != NULL && PyList_Check(h->source_traceback)
+        && PyList_GET_SIZE(h->source_traceback) > 0) {
+        PyObject *frame = PyList_GET_ITEM(h->source_traceback,
+                                          PyList_GET_SIZE(h->source_traceback) - 1);
+        PyObject *file = PySequence_GetItem(frame, 0);
+        PyObject *line = file ? PySequence_GetItem(frame, 1) : NULL;
+        if (line != NULL) {
+            item = PyUnicode_FromFormat("created at %S:%S", file, line);
+        }
+        Py_XDECREF(file);
+        Py_XDECREF(line);
+        if (item == NULL || PyList_Append(info, item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    sep = PyUnicode_FromString(" ");
+    if (sep == NULL) {
+        goto error;
+    }
+    joined = PyUnicode_Join(sep, info);
+    Py_DECREF(sep);
+    Py_DECREF(info);
+    if (joined == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyUnicode_FromFormat("<%U>", joined);
+    Py_DECREF(joined);
+    return res;
+error:
+    Py_XDECREF(item);
+    Py_DECREF(info);
+    return NULL;
+}
+
+static PyObject *
+get_optional(PyObject *value)
+{
+    return Py_NewRef(value ? value : Py_None);
+}
+
+static PyObject *handle_get_callback(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->callback); }
+static PyObject *handle_get_args(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->args); }
+static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->loop); }
+static PyObject *handle_get_source_tb(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->source_traceback); }
+static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->repr); }
+static PyObject *handle_get_cancelled(ql_handle *h, void *Py_UNUSED(c)) { return PyBool_FromLong(h->cancelled); }
+static PyObject *handle_get_ctx(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->context); }
+static PyObject *timer_get_when(ql_timer_handle *t, void *Py_UNUSED(c)) { return PyFloat_FromDouble(t->when); }
+static PyObject *timer_get_scheduled(ql_timer_handle *t, void *Py_UNUSED(c)) { return PyBool_FromLong(t->heap_index >= 0); }
+
+/* ---- GC and type objects --------------------------------------------------- */
+
+static int
+handle_traverse(ql_handle *h, visitproc visit, void *arg)
+{
+    Py_VISIT(h->callback);
+    Py_VISIT(h->args);
+    Py_VISIT(h->context);
+    Py_VISIT(h->loop);
+    Py_VISIT(h->source_traceback);
+    Py_VISIT(h->repr);
+    return 0;
+}
+
+static int
+handle_clear(ql_handle *h)
+{
+    Py_CLEAR(h->callback);
+    Py_CLEAR(h->args);
+    Py_CLEAR(h->context);
+    Py_CLEAR(h->loop);
+    Py_CLEAR(h->source_traceback);
+    Py_CLEAR(h->repr);
+    return 0;
+}
+
+static void
+handle_dealloc(ql_handle *h)
+{
+    PyObject_GC_UnTrack(h);
+    handle_clear(h);
+    PyObject_GC_Del(h);
+}
+
+static PyMethodDef handle_methods[] = {
+    {"cancel", (PyCFunction)handle_cancel, METH_NOARGS, "Cancel the call."},
+    {"cancelled", (PyCFunction)handle_cancelled, METH_NOARGS, "True if cancelled."},
+    {"get_context", (PyCFunction)handle_get_context, METH_NOARGS,
+     "The contextvars.Context the callback runs in."},
+    {"_run", (PyCFunction)handle_py_run, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef handle_getset[] = {
+    {"_callback", (getter)handle_get_callback, NULL, NULL, NULL},
+    {"_args", (getter)handle_get_args, NULL, NULL, NULL},
+    {"_loop", (getter)handle_get_loop, NULL, NULL, NULL},
+    {"_source_traceback", (getter)handle_get_source_tb, NULL, NULL, NULL},
+    {"_repr", (getter)handle_get_repr, NULL, NULL, NULL},
+    {"_cancelled", (getter)handle_get_cancelled, NULL, NULL, NULL},
+    {"_context", (getter)handle_get_ctx, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject ql_handle_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "quickloop.Handle",
+    .tp_doc = "A callback scheduled on a quickloop loop.",
+    .tp_basicsize = sizeof(ql_handle),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)handle_dealloc,
+    .tp_traverse = (traverseproc)handle_traverse,
+    .tp_clear = (inquiry)handle_clear,
+    .tp_repr = (reprfunc)handle_repr,
+    .tp_methods = handle_methods,
+    .tp_getset = handle_getset,
+};
+
+static PyMethodDef timer_methods[] = {
+    {"when", (PyCFunction)timer_when, METH_NOARGS,
+     "The absolute time (loop.time() clock) the callback is due."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef timer_getset[] = {
+    {"_when", (getter)timer_get_when, NULL, NULL, NULL},
+    {"_scheduled", (getter)timer_get_scheduled, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject ql_timer_handle_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "quickloop.TimerHandle",
+    .tp_doc = "A callback scheduled for a time on a quickloop loop.",
+    .tp_basicsize = sizeof(ql_timer_handle),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_base = &ql_handle_type,
+    .tp_dealloc = (destructor)handle_dealloc,
+    .tp_traverse = (traverseproc)handle_traverse,
+    .tp_clear = (inquiry)handle_clear,
+    .tp_repr = (reprfunc)handle_repr,
+    .tp_methods = timer_methods,
+    .tp_getset = timer_getset,
+};
+
+int
+ql_handle_types_ready(PyObject *module)
+{
+    if (PyType_Ready(&ql_handle_type) < 0 || PyType_Ready(&ql_timer_handle_type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Handle", (PyObject *)&ql_handle_type) < 0
+        || PyModule_AddObjectRef(module, "TimerHandle", (PyObject *)&ql_timer_handle_type) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,169 @@
+/* timer.c - the timer heap (see timer.h for the invariant). */
+#include "timer.h"
+#include <math.h>
+
+#define HEAP_MIN_CAP 16
+
+static inline int
+timer_earlier(const ql_timer_handle *a, const ql_timer_handle *b)
+{
+    return a->deadline < b->deadline
+           || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static inline void
+heap_place(ql_timer_heap *heap, Py_ssize_t i, ql_timer_handle *t)
+{
+    heap->items[i] = t;
+    t->heap_index = i;
+}
+
+static void
+sift_up(ql_timer_heap *heap, Py_ssize_t i)
+{
+    ql_timer_handle *t = heap->items[i];
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        if (!timer_earlier(t, heap->items[parent])) {
+            break;
+        }
+        heap_place(heap, i, heap->items[parent]);
+        i = parent;
+    }
+    heap_place(heap, i, t);
+}
+
+static void
+sift_down(ql_timer_heap *heap, Py_ssize_t i)
+{
+    ql_timer_handle *t = heap->items[i];
+    for (;;) {
+        Py_ssize_t child = 2 * i + 1;
+        if (child >= heap->len) {
+            break;
+        }
+        if (child + 1 < heap->len
+            && timer_earlier(heap->items[child + 1], heap->items[child])) {
+            child++;
+        }
+        if (!timer_earlier(heap->items[child], t)) {
+            break;
+        }
+        heap_place(heap, i, heap->items[child]);
+        i = child;
+    }
+    heap_place(heap, i, t);
+}
+
+static int
+heap_resize(ql_timer_heap *heap, Py_ssize_t cap)
+{
+    ql_timer_handle **items = PyMem_Realloc(heap->items, cap * sizeof(*items));
+    if (items == NULL) {
+        return -1;
+    }
+    heap->items = items;
+    heap->cap = cap;
+    return 0;
+}
+
+int
+ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t)
+{
+    if (heap->len == heap->cap
+        && heap_resize(heap, heap->cap ? heap->cap * 2 : HEAP_MIN_CAP) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(t);
+    heap->items[heap->len] = t;
+    sift_up(heap, heap->len++);
+    return 0;
+}
+
+/* Give memory back once the heap is mostly empty (a burst of cancelled
+ * timeouts must not pin its peak). A failed shrink is harmless. */
+static void
+heap_maybe_shrink(ql_timer_heap *heap)
+{
+    if (heap->cap > HEAP_MIN_CAP && heap->len < heap->cap / 4) {
+        (void)heap_resize(heap, heap->cap / 2);
+    }
+}
+
+void
+ql_timer_heap_remove(ql_timer_heap *heap, ql_timer_handle *t)
+{
+    Py_ssize_t i = t->heap_index;
+    ql_timer_handle *last = heap->items[--heap->len];
+    t->heap_index = -1;
+    if (i != heap->len) {
+        heap_place(heap, i, last);
+        if (i > 0 && timer_earlier(last, heap->items[(i - 1) / 2])) {
+            sift_up(heap, i);
+        }
+        else {
+            sift_down(heap, i);
+        }
+    }
+    heap_maybe_shrink(heap);
+    Py_DECREF(t);
+}
+
+ql_timer_handle *
+ql_timer_heap_pop(ql_timer_heap *heap)
+{
+    ql_timer_handle *t = heap->items[0];
+    ql_timer_handle *last = heap->items[--heap->len];
+    t->heap_index = -1;
+    if (heap->len > 0) {
+        heap_place(heap, 0, last);
+        sift_down(heap, 0);
+    }
+    heap_maybe_shrink(heap);
+    return t;
+}
+
+void
+ql_timer_heap_clear(ql_timer_heap *heap)
+{
+    /* Detach first: a destructor run by Py_DECREF may arm a new timer. */
+    ql_timer_handle **items = heap->items;
+    Py_ssize_t len = heap->len;
+    heap->items = NULL;
+    heap->len = heap->cap = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        items[i]->heap_index = -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_DECREF(items[i]);
+    }
+    PyMem_Free(items);
+}
+
+int
+ql_timer_heap_traverse(ql_timer_heap *heap, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < heap->len; i++) {
+        Py_VISIT(heap->items[i]);
+    }
+    return 0;
+}
+
+int64_t
+ql_timer_deadline(double when)
+{
+    /* 9.2e9 s is just under INT64_MAX ns. */
+    if (when >= 9.2e9) {
+        return INT64_MAX;
+    }
+    if (when <= -9.2e9) {
+        return -INT64_MAX;
+    }
+    int64_t deadline = (int64_t)ceil(when * 1e9);
+    /* when * 1e9 rounds; step until the tick really is at or after when. */
+    while ((double)deadline / 1e9 < when) {
+        deadline++;
+    }
+    return deadline;
+}

@@ -1,0 +1,23 @@
+"""The one Python module for version-specific asyncio details (3.11 to 3.13)."""
+import sys
+import warnings
+
+PY312 = sys.version_info >= (3, 12)
+
+
+def set_task_name(task, name):
+    """Name a task made by a custom task factory, as BaseEventLoop.create_task does."""
+    if name is None:
+        return
+    try:
+        set_name = task.set_name
+    except AttributeError:
+        warnings.warn(
+            "Task.set_name() was added in Python 3.8, "
+            "the method support will be mandatory for third-party "
+            "task implementations since 3.13.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    else:
+        set_name(name)
