@@ -247,8 +247,12 @@ ql_fileobj_to_fd(PyObject *fileobj)
             return -1;
         }
     }
-    if (fd < 0 || fd > INT32_MAX) {
+    if (fd < 0) {
         PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    if (fd > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
         return -1;
     }
     return (int)fd;
