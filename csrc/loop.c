@@ -342,6 +342,11 @@ remove_io(ql_loop *self, PyObject *fileobj, int writer)
 {
     int fd = ql_fileobj_to_fd(fileobj);
     if (fd < 0) {
+        /* An fd too large to register cannot be registered: not found. */
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            Py_RETURN_FALSE;
+        }
         return NULL;
     }
     if (self->closed) {
