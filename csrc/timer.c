@@ -4,11 +4,14 @@
 
 #define HEAP_MIN_CAP 16
 
+/* Ordered by when() itself, not by the rounded nanosecond deadline: two
+ * timers less than a nanosecond apart still fire in when() order.  The
+ * deadline is monotonic in when, so the top of the heap is also the earliest
+ * deadline. */
 static inline int
 timer_earlier(const ql_timer_handle *a, const ql_timer_handle *b)
 {
-    return a->deadline < b->deadline
-           || (a->deadline == b->deadline && a->seq < b->seq);
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
 static inline void

@@ -1,5 +1,5 @@
 /* timer.h - the timer heap: an indexed binary min-heap of TimerHandles keyed by
- * (deadline, seq), so equal deadlines fire in arming order and a cancelled
+ * (when, seq), so equal deadlines fire in arming order and a cancelled
  * timer is removed at once in O(log n).
  * Invariant: items[i]->heap_index == i for every armed timer, and no entry is
  * earlier than its parent. The heap owns one reference to each entry. */

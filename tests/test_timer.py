@@ -549,3 +549,17 @@ def test_idle_loop_with_far_timer_sleeps(loop, loop_kind, delay):
         loop.run_until_complete(fut)
     spent = loop._iterations - counts["start"]
     assert spent < 20, f"{spent} iterations while idle: the loop is busy-polling"
+
+
+def test_sub_nanosecond_deadlines_fire_in_when_order(loop):
+    """Deadlines one float step apart share a nanosecond tick; they must still
+    fire in when() order, not arming order (found by the benchmark suite)."""
+    base = loop.time()
+    later = math.nextafter(math.nextafter(base, math.inf), math.inf)
+    earlier = math.nextafter(base, math.inf)
+    order = []
+    loop.call_at(later, order.append, "later")
+    loop.call_at(earlier, order.append, "earlier")
+    loop.call_at(later, loop.stop)
+    loop.run_forever()
+    assert order == ["earlier", "later"]

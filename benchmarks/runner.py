@@ -1,0 +1,224 @@
+"""Running workloads on several loops: interleaving, timing, medians, checks.
+
+For each benchmark the loops are interleaved within one run: repetition 1
+runs stdlib, uvloop, quickloop in turn, then repetition 2, and so on, so slow
+drifts of the machine (thermal, other tenants) hit every loop alike.  Each
+repetition gets a fresh loop; creating and closing it is not timed (the
+workloads start the clock inside the running loop).  ``gc.collect()`` runs
+before every repetition; the garbage collector stays enabled while timing,
+for every loop alike.
+
+A loop whose workload check fails (or which raises) is FAILED for that
+benchmark: its timings are discarded, it gets no median and no ratio, and it
+is not run again for that benchmark.
+"""
+import asyncio
+import gc
+import os
+import platform
+import statistics
+import sys
+import traceback
+
+from .workloads import WORKLOADS, CheckFailed
+
+OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
+BASELINE = "stdlib"
+KNOWN_LOOPS = ("stdlib", "uvloop", "quickloop")
+
+
+# ------------------------------------------------------------------ loops
+
+
+def _stdlib_factory():
+    return asyncio.DefaultEventLoopPolicy().new_event_loop()
+
+
+def resolve_loop(name):
+    """(factory, None) for an available loop, (None, reason) otherwise."""
+    if name == "stdlib":
+        return _stdlib_factory, None
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError as e:
+            return None, f"not importable ({e})"
+        return uvloop.new_event_loop, None
+    if name == "quickloop":
+        try:
+            import quickloop
+        except ImportError as e:
+            return None, f"not importable ({e})"
+        factory = getattr(quickloop, "new_event_loop", None)
+        if factory is None:
+            return None, "quickloop has no new_event_loop (extension not built?)"
+        return factory, None
+    return None, "unknown loop"
+
+
+def resolve_loops(names):
+    """{name: factory or None}, {name: reason} for the unavailable ones."""
+    factories, reasons = {}, {}
+    for name in names:
+        factory, reason = resolve_loop(name)
+        factories[name] = factory
+        if reason:
+            reasons[name] = reason
+    return factories, reasons
+
+
+# ---------------------------------------------------------------- running
+
+
+def _dispose(loop):
+    """Close a loop after a repetition, cancelling whatever a failed
+    workload left behind.  Never raises: a loop that cannot be closed
+    cleanly must not take the runner down."""
+    try:
+        if not loop.is_closed():
+            if not loop.is_running():
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    except Exception:
+        pass
+    asyncio.set_event_loop(None)
+
+
+def run_once(workload, factory, size):
+    """One repetition on a fresh loop: {'ops', 'elapsed', 'extra'}.
+    Raises whatever the workload raised (CheckFailed for a failed check)."""
+    gc.collect()
+    loop = factory()
+    try:
+        measured = workload.func(loop, size)
+        ops, elapsed = measured
+        extra = dict(getattr(measured, "extra", {}) or {})
+    finally:
+        _dispose(loop)
+    if not (isinstance(ops, int) and ops > 0):
+        raise CheckFailed(f"workload reported {ops!r} ops")
+    if not (isinstance(elapsed, float) and elapsed > 0):
+        raise CheckFailed(f"workload reported elapsed time {elapsed!r}")
+    return {"ops": ops, "elapsed": elapsed, "extra": extra}
+
+
+def _median_extras(runs):
+    """Median of each numeric extra figure over the repetitions."""
+    keys = {}
+    for r in runs:
+        for k, v in r["extra"].items():
+            keys.setdefault(k, []).append(v)
+    out = {}
+    for k, vals in keys.items():
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            out[k] = statistics.median(vals)
+        else:
+            out[k] = vals[0] if all(v == vals[0] for v in vals) else vals
+    return out
+
+
+def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
+    """Run one workload ``reps`` times on every loop, interleaved.
+
+    ``factories`` maps loop name -> zero-argument loop factory, or None for
+    an unavailable loop (``reasons`` says why).  Returns a dict with the
+    size, unit and, per loop: status, error, raw runs, median ops/s and the
+    ratio of that median to the baseline (stdlib) loop's.
+    """
+    reasons = reasons or {}
+    results = {}
+    for name, factory in factories.items():
+        if factory is None:
+            results[name] = {"status": SKIPPED, "error": reasons.get(name, "not available"), "runs": []}
+        else:
+            results[name] = {"status": OK, "error": None, "runs": []}
+
+    for rep in range(reps):
+        for name, factory in factories.items():
+            res = results[name]
+            if res["status"] != OK:
+                continue
+            try:
+                run = run_once(workload, factory, size)
+            except CheckFailed as e:
+                res.update(status=FAILED, error=f"check failed: {e}", runs=[])
+            except Exception as e:  # a broken loop may raise anything
+                tb = traceback.format_exception_only(type(e), e)[-1].strip()
+                res.update(status=FAILED, error=f"raised {tb}", runs=[])
+            else:
+                run["rep"] = rep + 1
+                run["ops_per_s"] = run["ops"] / run["elapsed"]
+                res["runs"].append(run)
+            if progress:
+                progress(workload.name, rep + 1, reps, name, res)
+
+    for name, res in results.items():
+        if res["status"] == OK and res["runs"]:
+            rates = [r["ops_per_s"] for r in res["runs"]]
+            res["median_ops_per_s"] = statistics.median(rates)
+            res["median_elapsed"] = statistics.median(r["elapsed"] for r in res["runs"])
+            res["min_ops_per_s"] = min(rates)
+            res["max_ops_per_s"] = max(rates)
+            res["extra"] = _median_extras(res["runs"])
+        else:
+            res["median_ops_per_s"] = None
+    base = results.get(BASELINE, {}).get("median_ops_per_s")
+    for res in results.values():
+        m = res["median_ops_per_s"]
+        res["ratio_vs_stdlib"] = (m / base) if (m is not None and base) else None
+
+    return {"size": size, "unit": workload.unit, "reps": reps, "loops": results}
+
+
+def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=None, workloads=None,
+            factories=None):
+    """Run the named benchmarks on the named loops; the whole report as a
+    dict (ready for JSON).  ``workloads``/``factories`` override the
+    registries (tests use them to inject broken loops or workloads)."""
+    workloads = workloads or WORKLOADS
+    if factories is None:
+        factories, reasons = resolve_loops(loop_names)
+    else:
+        factories = {n: factories[n] for n in loop_names}
+        reasons = {n: "not available" for n, f in factories.items() if f is None}
+    report = {
+        "machine": machine_info(),
+        "config": {"reps": reps, "summary": summary, "scale": scale, "loops": list(loop_names),
+                   "benchmarks": list(bench_names), "baseline": BASELINE},
+        "loops": {n: {"available": factories[n] is not None, "reason": reasons.get(n)} for n in loop_names},
+        "benchmarks": {},
+    }
+    for name in bench_names:
+        w = workloads[name]
+        size = w.size(summary=summary, scale=scale)
+        report["benchmarks"][name] = run_benchmark(w, factories, reps, size, reasons, progress)
+    return report
+
+
+# --------------------------------------------------------------- machine
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info():
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+    }
