@@ -42,4 +42,44 @@ ql_err_restore(PyObject *exc)
 #endif
 }
 
+/* Subclassing _asyncio.Future/Task: from 3.12 they are heap types whose
+ * traverse visits the type and whose dealloc releases it, so a subclass must
+ * not do either a second time. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define QL_ASYNCIO_BASE_IS_HEAPTYPE 1
+#else
+#  define QL_ASYNCIO_BASE_IS_HEAPTYPE 0
+#endif
+
+/* asyncio's "current loop or the policy's" getter used by Future(loop=None):
+ * private _get_event_loop in 3.11, public get_event_loop from 3.12. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define QL_GET_EVENT_LOOP_NAME "get_event_loop"
+#else
+#  define QL_GET_EVENT_LOOP_NAME "_get_event_loop"
+#endif
+
+/* Task.uncancel() clears a pending cancel request when the count reaches
+ * zero from 3.13 on. */
+#define QL_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)
+
+/* getattr that returns 0 (no exception) when the attribute is missing. */
+static inline int
+ql_getattr_optional(PyObject *obj, PyObject *name, PyObject **result)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, name, result);
+#else
+    *result = PyObject_GetAttr(obj, name);
+    if (*result != NULL) {
+        return 1;
+    }
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+#endif
+}
+
 #endif /* QL_COMPAT_H */

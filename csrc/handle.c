@@ -115,6 +115,21 @@ error:
 }
 
 int
+ql_handle_report_error(PyObject *loop, PyObject *fn, PyObject *args, PyObject *context)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)
+        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    PyObject *exc = ql_err_take();
+    ql_handle *h = ql_handle_new(loop, fn, args, context, 0);
+    int rc = h ? report_callback_error(h, fn, args, exc) : -1;
+    Py_XDECREF(h);
+    Py_DECREF(exc);
+    return rc;
+}
+
+int
 ql_handle_run(ql_handle *h)
 {
     if (h->cancelled) {

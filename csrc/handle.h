@@ -45,6 +45,12 @@ ql_timer_handle *ql_timer_handle_new(PyObject *loop, double when, int64_t deadli
  * KeyboardInterrupt, or if the exception handler itself lets one escape. */
 int ql_handle_run(ql_handle *h);
 
+/* An exception is raised by fn(*args), run for loop in context without a
+ * Handle: report it to the loop's exception handler as if a Handle had run
+ * it.  SystemExit and KeyboardInterrupt are left raised (returns -1). */
+int ql_handle_report_error(PyObject *loop, PyObject *fn, PyObject *args,
+                           PyObject *context);
+
 /* Cancel: disarm a timer, drop the callback and its arguments. -1 only if
  * building the debug-mode repr fails. */
 int ql_handle_cancel(ql_handle *h);

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <math.h>
 #include <time.h>
+#include "future.h"
 #include "module.h"
+#include "task.h"
 
 /* The longest single wait, as in the stdlib (MAXIMUM_SELECT_TIMEOUT). */
 #define MAX_WAIT_NS (INT64_C(86400) * 1000000000)
@@ -154,7 +156,8 @@ schedule_soon(ql_loop *self, const char *method, PyObject *const *args,
     ql_handle *h = ql_handle_new((PyObject *)self, args[0], cb_args, context,
                                  self->debug);
     Py_DECREF(cb_args);
-    if (h == NULL || ql_ready_push(&self->ready, Py_NewRef(h)) < 0) {
+    if (h == NULL || ql_ready_push(&self->ready, QL_READY_HANDLE, (PyObject *)h,
+                                   NULL, NULL) < 0) {
         Py_XDECREF(h);
         return NULL;
     }
@@ -252,6 +255,31 @@ loop_call_at(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 }
 
 static PyObject *
+loop_create_future(ql_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return ql_future_new((PyObject *)self);
+}
+
+/* create_task(coro, *, name=None, context=None): a quickloop.Task, or the
+ * task factory's product (made by the Python side, a cold path). */
+static PyObject *
+loop_create_task(ql_loop *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"coro", "name", "context", NULL};
+    PyObject *coro, *name = Py_None, *context = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO:create_task", kwlist,
+                                     &coro, &name, &context)
+        || check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->task_factory == NULL) {
+        return ql_task_new((PyObject *)self, coro, name, context);
+    }
+    return PyObject_CallMethod((PyObject *)self, "_create_task_from_factory", "OOO",
+                               coro, name, context);
+}
+
+static PyObject *
 loop_time(ql_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
 {
     return PyFloat_FromDouble(monotonic_seconds());
@@ -265,7 +293,22 @@ add_callback(ql_loop *self, PyObject *handle)
     if (((ql_handle *)handle)->cancelled) {
         return 0;
     }
-    return ql_ready_push(&self->ready, Py_NewRef(handle));
+    return ql_ready_push(&self->ready, QL_READY_HANDLE, handle, NULL, NULL);
+}
+
+int
+ql_loop_queue(PyObject *loop, ql_ready_kind kind, PyObject *obj, PyObject *arg,
+              PyObject *context)
+{
+    if (!ql_loop_check(loop) || ((ql_loop *)loop)->debug) {
+        return 0;
+    }
+    ql_loop *self = (ql_loop *)loop;
+    if (check_closed(self) < 0
+        || ql_ready_push(&self->ready, kind, obj, arg, context) < 0) {
+        return -1;
+    }
+    return 1;
 }
 
 static PyObject *
@@ -439,7 +482,7 @@ process_io_events(ql_loop *self, int n)
                 ql_poller_unset(p, fd, writer, &old);
                 Py_XDECREF(old);
             }
-            else if (ql_ready_push(&self->ready, Py_NewRef(h)) < 0) {
+            else if (ql_ready_push(&self->ready, QL_READY_HANDLE, h, NULL, NULL) < 0) {
                 return -1;
             }
         }
@@ -469,6 +512,22 @@ run_handle(ql_loop *self, ql_handle *h)
         Py_DECREF(res);
     }
     return rc;
+}
+
+static int
+run_entry(ql_loop *self, ql_ready_entry *e)
+{
+    switch (e->kind) {
+    case QL_READY_HANDLE:
+        return run_handle(self, (ql_handle *)e->obj);
+    case QL_READY_STEP:
+        return ql_task_run_step(e->obj, e->arg);
+    case QL_READY_WAKEUP:
+        return ql_task_run_wakeup(e->obj, e->arg);
+    case QL_READY_CALLBACK:
+        return ql_fut_run_callback((PyObject *)self, e->obj, e->arg, e->context);
+    }
+    return 0;
 }
 
 static int
@@ -502,19 +561,19 @@ run_once(ql_loop *self)
 
     int64_t now = ql_monotonic_ns();
     while ((top = ql_timer_heap_top(&self->timers)) != NULL && top->deadline <= now) {
-        if (ql_ready_push(&self->ready, (PyObject *)ql_timer_heap_pop(&self->timers)) < 0) {
+        ql_timer_handle *t = ql_timer_heap_pop(&self->timers);
+        int rc = ql_ready_push(&self->ready, QL_READY_HANDLE, (PyObject *)t, NULL, NULL);
+        Py_DECREF(t);
+        if (rc < 0) {
             return -1;
         }
     }
 
     /* Run only what is queued now; what these callbacks queue waits a turn. */
-    for (size_t ntodo = self->ready.len; ntodo > 0; ntodo--) {
-        PyObject *h = ql_ready_pop(&self->ready);
-        if (h == NULL) {
-            break;
-        }
-        int rc = run_handle(self, (ql_handle *)h);
-        Py_DECREF(h);
+    ql_ready_entry e;
+    for (size_t ntodo = self->ready.len; ntodo > 0 && ql_ready_pop(&self->ready, &e); ntodo--) {
+        int rc = run_entry(self, &e);
+        ql_ready_entry_clear(&e);
         if (rc < 0) {
             return -1;
         }
@@ -670,6 +729,23 @@ loop_get_current_handle(ql_loop *self, void *Py_UNUSED(c))
 }
 
 static PyObject *
+loop_get_task_factory(ql_loop *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+static int
+loop_set_task_factory(ql_loop *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value != NULL && value != Py_None && !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "task factory must be a callable or None");
+        return -1;
+    }
+    Py_XSETREF(self->task_factory, value == Py_None ? NULL : Py_XNewRef(value));
+    return 0;
+}
+
+static PyObject *
 loop_get_timer_count(ql_loop *self, void *Py_UNUSED(c))
 {
     return PyLong_FromSsize_t(self->timers.len);
@@ -720,6 +796,7 @@ loop_traverse(ql_loop *self, visitproc visit, void *arg)
 {
     /* A Python subclass's traverse visits the heap type itself. */
     Py_VISIT(self->current_handle);
+    Py_VISIT(self->task_factory);
     if (ql_ready_traverse(&self->ready, visit, arg) < 0
         || ql_timer_heap_traverse(&self->timers, visit, arg) < 0
         || ql_poller_traverse(&self->poller, visit, arg) < 0) {
@@ -732,6 +809,7 @@ static int
 loop_clear(ql_loop *self)
 {
     Py_CLEAR(self->current_handle);
+    Py_CLEAR(self->task_factory);
     ql_ready_clear(&self->ready);
     ql_timer_heap_clear(&self->timers);
     /* Handles in the fd table are dropped here; the fds stay open until
@@ -767,6 +845,10 @@ static PyMethodDef loop_methods[] = {
     {"call_at", FASTCALL_KW(loop_call_at),
      "call_at(when, callback, *args, context=None) -> TimerHandle"},
     {"time", (PyCFunction)loop_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+     "A new quickloop.Future bound to this loop."},
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task, METH_VARARGS | METH_KEYWORDS,
+     "create_task(coro, *, name=None, context=None) -> Task"},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
@@ -793,6 +875,7 @@ static PyGetSetDef loop_getset[] = {
      "Callbacks running longer than this (seconds) are logged in debug mode.", NULL},
     {"_thread_id", (getter)loop_get_thread_id, NULL, NULL, NULL},
     {"_current_handle", (getter)loop_get_current_handle, NULL, NULL, NULL},
+    {"_task_factory", (getter)loop_get_task_factory, (setter)loop_set_task_factory, NULL, NULL},
     {"_timer_count", (getter)loop_get_timer_count, NULL,
      "Number of armed timers the loop holds.", NULL},
     {"_iterations", (getter)loop_get_iterations, NULL,

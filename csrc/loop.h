@@ -18,6 +18,7 @@ typedef struct {
     ql_poller poller;
     ql_wakeup wakeup;
     PyObject *current_handle;       /* debug mode: the handle being run */
+    PyObject *task_factory;         /* NULL: quickloop.Task */
     uint64_t timer_seq;
     uint64_t iterations;
     unsigned long thread_id;        /* valid while running */
@@ -29,6 +30,18 @@ typedef struct {
 } ql_loop;
 
 extern PyTypeObject ql_loop_type;
+
+static inline int
+ql_loop_check(PyObject *op)
+{
+    return PyObject_TypeCheck(op, &ql_loop_type);
+}
+
+/* Queue a C entry on loop's ready ring.  1: queued; 0: not done, because loop
+ * is not a quickloop loop or is in debug mode (the caller falls back to
+ * loop.call_soon); -1: error (a closed loop raises RuntimeError). */
+int ql_loop_queue(PyObject *loop, ql_ready_kind kind, PyObject *obj, PyObject *arg,
+                  PyObject *context);
 
 /* Nanoseconds on CLOCK_MONOTONIC, the clock of time.monotonic(). */
 int64_t ql_monotonic_ns(void);

@@ -1,8 +1,10 @@
 /* module.c - quickloop._core: type registration and the module state (the
  * asyncio helpers the C code calls on cold paths). */
+#include "future.h"
 #include "handle.h"
 #include "loop.h"
 #include "module.h"
+#include "task.h"
 
 ql_module_state ql_state;
 
@@ -34,14 +36,44 @@ PyInit__core(void)
                        &ql_state.extract_stack) < 0
         || import_attr("asyncio.coroutines", "iscoroutine", &ql_state.iscoroutine) < 0
         || import_attr("asyncio.coroutines", "iscoroutinefunction",
-                       &ql_state.iscoroutinefunction) < 0) {
+                       &ql_state.iscoroutinefunction) < 0
+        || import_attr("asyncio.exceptions", "CancelledError", &ql_state.CancelledError) < 0
+        || import_attr("asyncio.exceptions", "InvalidStateError",
+                       &ql_state.InvalidStateError) < 0
+        || import_attr("asyncio.base_futures", "_future_repr", &ql_state.future_repr) < 0
+        || import_attr("asyncio.base_tasks", "_task_repr", &ql_state.task_repr) < 0
+        || import_attr("asyncio.base_tasks", "_task_get_stack", &ql_state.task_get_stack) < 0
+        || import_attr("asyncio.base_tasks", "_task_print_stack",
+                       &ql_state.task_print_stack) < 0
+        || import_attr("asyncio.events", QL_GET_EVENT_LOOP_NAME, &ql_state.get_event_loop) < 0
+        || import_attr("asyncio.tasks", "_register_task", &ql_state.register_task) < 0
+        || import_attr("asyncio.tasks", "_current_tasks", &ql_state.current_tasks) < 0
+        || import_attr("asyncio", "Future", &ql_state.asyncio_future) < 0
+        || import_attr("asyncio", "Task", &ql_state.asyncio_task) < 0) {
+        return NULL;
+    }
+    if (!PyType_Check(ql_state.asyncio_future) || !PyType_Check(ql_state.asyncio_task)
+        || !PyDict_Check(ql_state.current_tasks)) {
+        PyErr_SetString(PyExc_ImportError,
+                        "quickloop needs asyncio's C Future and Task (_asyncio)");
+        return NULL;
+    }
+    ql_state.str_context = PyUnicode_InternFromString("context");
+    ql_state.str_msg = PyUnicode_InternFromString("msg");
+    if (ql_state.str_context == NULL || ql_state.str_msg == NULL) {
+        return NULL;
+    }
+    ql_state.kwnames_context = PyTuple_Pack(1, ql_state.str_context);
+    ql_state.kwnames_msg = PyTuple_Pack(1, ql_state.str_msg);
+    if (ql_state.kwnames_context == NULL || ql_state.kwnames_msg == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&core_module);
     if (module == NULL) {
         return NULL;
     }
-    if (ql_handle_types_ready(module) < 0 || ql_loop_type_ready(module) < 0) {
+    if (ql_handle_types_ready(module) < 0 || ql_loop_type_ready(module) < 0
+        || ql_future_type_ready(module) < 0 || ql_task_type_ready(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -10,6 +10,21 @@ typedef struct {
     PyObject *extract_stack;            /* asyncio.format_helpers.extract_stack */
     PyObject *iscoroutine;              /* asyncio.coroutines.iscoroutine */
     PyObject *iscoroutinefunction;      /* asyncio.coroutines.iscoroutinefunction */
+    PyObject *CancelledError;           /* asyncio.CancelledError */
+    PyObject *InvalidStateError;        /* asyncio.InvalidStateError */
+    PyObject *future_repr;              /* asyncio.base_futures._future_repr */
+    PyObject *task_repr;                /* asyncio.base_tasks._task_repr */
+    PyObject *task_get_stack;           /* asyncio.base_tasks._task_get_stack */
+    PyObject *task_print_stack;         /* asyncio.base_tasks._task_print_stack */
+    PyObject *get_event_loop;           /* asyncio.events (_)get_event_loop */
+    PyObject *register_task;            /* asyncio.tasks._register_task */
+    PyObject *current_tasks;            /* asyncio.tasks._current_tasks (dict) */
+    PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
+    PyObject *asyncio_task;             /* asyncio.Task (the C base type) */
+    PyObject *str_context;              /* "context" */
+    PyObject *str_msg;                  /* "msg" */
+    PyObject *kwnames_context;          /* ("context",) */
+    PyObject *kwnames_msg;              /* ("msg",) */
 } ql_module_state;
 
 extern ql_module_state ql_state;

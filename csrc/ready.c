@@ -8,65 +8,80 @@ static int
 ready_grow(ql_ready *q)
 {
     size_t new_cap = q->cap ? q->cap * 2 : READY_MIN_CAP;
-    PyObject **items = PyMem_Malloc(new_cap * sizeof(PyObject *));
-    if (items == NULL) {
+    ql_ready_entry *entries = PyMem_Malloc(new_cap * sizeof(ql_ready_entry));
+    if (entries == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     /* Unroll the ring so the oldest entry sits at index 0. */
     for (size_t i = 0; i < q->len; i++) {
-        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+        entries[i] = q->entries[(q->head + i) & (q->cap - 1)];
     }
-    PyMem_Free(q->items);
-    q->items = items;
+    PyMem_Free(q->entries);
+    q->entries = entries;
     q->head = 0;
     q->cap = new_cap;
     return 0;
 }
 
 int
-ql_ready_push(ql_ready *q, PyObject *item)
+ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
+              PyObject *context)
 {
     if (q->len == q->cap && ready_grow(q) < 0) {
-        Py_DECREF(item);
         return -1;
     }
-    q->items[(q->head + q->len) & (q->cap - 1)] = item;
+    ql_ready_entry *e = &q->entries[(q->head + q->len) & (q->cap - 1)];
+    e->obj = Py_NewRef(obj);
+    e->arg = Py_XNewRef(arg);
+    e->context = Py_XNewRef(context);
+    e->kind = kind;
     q->len++;
     return 0;
 }
 
-PyObject *
-ql_ready_pop(ql_ready *q)
+int
+ql_ready_pop(ql_ready *q, ql_ready_entry *out)
 {
     if (q->len == 0) {
-        return NULL;
+        return 0;
     }
-    PyObject *item = q->items[q->head];
+    *out = q->entries[q->head];
     q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
-    return item;
+    return 1;
+}
+
+void
+ql_ready_entry_clear(ql_ready_entry *e)
+{
+    Py_CLEAR(e->obj);
+    Py_CLEAR(e->arg);
+    Py_CLEAR(e->context);
 }
 
 void
 ql_ready_clear(ql_ready *q)
 {
     /* Detach first: a destructor run by Py_DECREF may schedule again. */
-    PyObject **items = q->items;
+    ql_ready_entry *entries = q->entries;
     size_t head = q->head, len = q->len, cap = q->cap;
-    q->items = NULL;
+    q->entries = NULL;
     q->head = q->len = q->cap = 0;
     for (size_t i = 0; i < len; i++) {
-        Py_DECREF(items[(head + i) & (cap - 1)]);
+        ql_ready_entry_clear(&entries[(head + i) & (cap - 1)]);
     }
-    PyMem_Free(items);
+    PyMem_Free(entries);
 }
 
 int
 ql_ready_traverse(ql_ready *q, visitproc visit, void *arg)
 {
     for (size_t i = 0; i < q->len; i++) {
-        Py_VISIT(q->items[(q->head + i) & (q->cap - 1)]);
+        ql_ready_entry *e = &q->entries[(q->head + i) & (q->cap - 1)];
+        Py_VISIT(e->obj);
+        Py_VISIT(e->arg);
+        Py_VISIT(e->context);
     }
     return 0;
 }

@@ -1,23 +1,41 @@
-/* ready.h - the ready queue: a growable ring buffer of owned object pointers.
- * Invariant: items[(head + i) & (cap - 1)] for i < len are owned references;
- * cap is zero or a power of two. */
+/* ready.h - the ready queue: a growable ring buffer of entries to run.  An
+ * entry is a Handle, or work queued by C code without any Python-visible
+ * handle: a task step, a task wake-up, or a future's done callback.
+ * Invariant: entries[(head + i) & (cap - 1)] for i < len hold owned
+ * references; cap is zero or a power of two. */
 #ifndef QL_READY_H
 #define QL_READY_H
 
 #include "compat.h"
 
+typedef enum {
+    QL_READY_HANDLE,    /* obj: a Handle */
+    QL_READY_STEP,      /* obj: a Task; arg: exception to throw in, or NULL */
+    QL_READY_WAKEUP,    /* obj: a Task; arg: the future it was waiting on */
+    QL_READY_CALLBACK,  /* obj: a done callback; arg: its future; context */
+} ql_ready_kind;
+
 typedef struct {
-    PyObject **items;
+    PyObject *obj;
+    PyObject *arg;
+    PyObject *context;
+    ql_ready_kind kind;
+} ql_ready_entry;
+
+typedef struct {
+    ql_ready_entry *entries;
     size_t head;
     size_t len;
     size_t cap;
 } ql_ready;
 
-/* Append, stealing the reference to item. -1 with MemoryError (the
- * reference is released then too). */
-int ql_ready_push(ql_ready *q, PyObject *item);
-/* Remove and return the oldest entry (an owned reference); NULL if empty. */
-PyObject *ql_ready_pop(ql_ready *q);
+/* Append an entry; takes new references to obj, arg and context (the last
+ * two may be NULL). -1 with MemoryError. */
+int ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
+                  PyObject *context);
+/* Move the oldest entry (owned references) to *out; 0 if the queue is empty. */
+int ql_ready_pop(ql_ready *q, ql_ready_entry *out);
+void ql_ready_entry_clear(ql_ready_entry *e);
 void ql_ready_clear(ql_ready *q);
 int ql_ready_traverse(ql_ready *q, visitproc visit, void *arg);
 

@@ -7,10 +7,10 @@
 """
 import asyncio
 
-from ._core import Handle, TimerHandle
+from ._core import Future, Handle, Task, TimerHandle
 from .loop import Loop
 
-__all__ = ("Loop", "Handle", "TimerHandle", "new_event_loop", "EventLoopPolicy",
+__all__ = ("Loop", "Future", "Task", "Handle", "TimerHandle", "new_event_loop", "EventLoopPolicy",
            "install", "run")
 __version__ = "0.1.0"
 

@@ -64,7 +64,6 @@ class Loop(LoopCore, asyncio.AbstractEventLoop):
         self._default_executor = None
         self._executor_shutdown_called = False
         self._exception_handler = None
-        self._task_factory = None
         self._asyncgens = weakref.WeakSet()
         self._asyncgens_shutdown_called = False
         self._signal_handlers = {}
@@ -193,22 +192,15 @@ class Loop(LoopCore, asyncio.AbstractEventLoop):
                 self._open_signal_socks()
 
     # ---- futures and tasks -------------------------------------------------
+    # create_future() and create_task() are C; a custom task factory is the
+    # cold path handled here.
 
-    def create_future(self):
-        return futures.Future(loop=self)
-
-    def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
-        if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
+    def _create_task_from_factory(self, coro, name, context):
+        if context is None:
+            task = self._task_factory(self, coro)
         else:
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            _compat.set_task_name(task, name)
+            task = self._task_factory(self, coro, context=context)
+        _compat.set_task_name(task, name)
         return task
 
     def set_task_factory(self, factory):

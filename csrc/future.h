@@ -1,0 +1,89 @@
+/* future.h - quickloop.Future: a C subclass of asyncio.Future.
+ * The base type's C layout is private, so quickloop keeps its own state in a
+ * ql_fut placed after the base's fields (at ql_future_offset in a Future, at
+ * ql_task_offset in a Task) and overrides every method that would read the
+ * base's fields.  Done callbacks on a quickloop loop go straight onto its
+ * ready ring as C entries. */
+#ifndef QL_FUTURE_H
+#define QL_FUTURE_H
+
+#include "compat.h"
+
+typedef enum { QL_PENDING, QL_CANCELLED, QL_FINISHED } ql_fut_state;
+
+typedef struct {
+    PyObject *fn;
+    PyObject *context;
+} ql_fut_callback;
+
+typedef struct {
+    PyObject *loop;
+    PyObject *result;
+    PyObject *exception;
+    PyObject *exception_tb;
+    PyObject *cancel_msg;
+    PyObject *cancelled_exc;
+    PyObject *source_traceback;
+    ql_fut_callback cb0;        /* the first callback lives inline */
+    ql_fut_callback *cbs;       /* then these (PyMem), ncbs of cap */
+    Py_ssize_t ncbs;
+    Py_ssize_t cbs_cap;
+    ql_fut_state state;
+    int blocking;
+    int log_tb;
+} ql_fut;
+
+extern PyTypeObject *ql_future_type;
+extern PyTypeObject *ql_task_type;
+extern Py_ssize_t ql_future_offset;
+extern Py_ssize_t ql_task_offset;
+
+static inline int
+ql_task_check(PyObject *op)
+{
+    return ql_task_type != NULL && PyObject_TypeCheck(op, ql_task_type);
+}
+
+static inline int
+ql_future_check(PyObject *op)
+{
+    return PyObject_TypeCheck(op, ql_future_type) || ql_task_check(op);
+}
+
+/* The quickloop state of a quickloop Future or Task. */
+static inline ql_fut *
+ql_fut_of(PyObject *op)
+{
+    return (ql_fut *)((char *)op + (ql_task_check(op) ? ql_task_offset : ql_future_offset));
+}
+
+/* A new pending Future bound to loop (loop.create_future). */
+PyObject *ql_future_new(PyObject *loop);
+/* Bind f to loop (None: asyncio's current loop); debug records the stack. */
+int ql_fut_init(ql_fut *f, PyObject *loop);
+
+int ql_fut_set_result(PyObject *self, ql_fut *f, PyObject *result);
+int ql_fut_set_exception(PyObject *self, ql_fut *f, PyObject *exc);
+/* 1 if the future was cancelled now, 0 if it was already done. */
+int ql_fut_cancel(PyObject *self, ql_fut *f, PyObject *msg);
+/* The CancelledError to raise for a cancelled future (a new reference). */
+PyObject *ql_fut_make_cancelled_error(ql_fut *f);
+/* result(): a new reference, or NULL with the future's exception raised. */
+PyObject *ql_fut_result(ql_fut *f);
+int ql_fut_add_callback(PyObject *self, ql_fut *f, PyObject *fn, PyObject *context);
+
+/* Run a done callback queued on the ready ring: fn(fut) in context. */
+int ql_fut_run_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context);
+
+/* Shared by Task: GC and finalization of the ql_fut part. */
+int ql_fut_traverse(ql_fut *f, visitproc visit, void *arg);
+void ql_fut_clear(ql_fut *f);
+void ql_fut_finalize(PyObject *self, ql_fut *f);
+
+/* Method and getset entries shared by Future and Task. */
+extern PyMethodDef ql_fut_common_methods[];
+extern PyGetSetDef ql_fut_common_getset[];
+
+int ql_future_type_ready(PyObject *module);
+
+#endif /* QL_FUTURE_H */

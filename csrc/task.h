@@ -1,0 +1,45 @@
+/* task.h - quickloop.Task: a C subclass of asyncio.Task.  A task's state is
+ * its future part (ql_fut, first) plus the coroutine and the cancellation
+ * bookkeeping of asyncio.tasks.Task.  On a quickloop loop its steps and
+ * wake-ups are C entries on the ready ring; elsewhere they go through
+ * loop.call_soon() with small callable wrappers. */
+#ifndef QL_TASK_H
+#define QL_TASK_H
+
+#include <stdint.h>
+#include "future.h"
+
+typedef struct {
+    ql_fut fut;                 /* first: ql_fut_of() points here */
+    PyObject *coro;
+    PyObject *context;
+    PyObject *name;             /* NULL until asked for: "Task-<name_id>" */
+    PyObject *fut_waiter;       /* the future this task waits on */
+    PyObject *wakeup;           /* this task's done-callback, made on first wait */
+    PyObject *cancel_origin;    /* debug mode: where cancel() was called */
+    uint64_t name_id;
+    int must_cancel;
+    int num_cancels_requested;
+    int log_destroy_pending;
+} ql_task;
+
+static inline ql_task *
+ql_task_of(PyObject *op)
+{
+    return (ql_task *)((char *)op + ql_task_offset);
+}
+
+/* A new Task for coro on loop (loop.create_task without a factory). */
+PyObject *ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context);
+
+/* Ready-ring entries: run a step (exc may be NULL) or a wake-up by fut. */
+int ql_task_run_step(PyObject *task, PyObject *exc);
+int ql_task_run_wakeup(PyObject *task, PyObject *fut);
+
+/* The wake-up callable a task registers as a done callback. */
+int ql_task_wakeup_check(PyObject *op);
+PyObject *ql_task_wakeup_task(PyObject *wakeup);
+
+int ql_task_type_ready(PyObject *module);
+
+#endif /* QL_TASK_H */
