@@ -272,8 +272,9 @@ loop_create_task(ql_loop *self, PyObject *args, PyObject *kwds)
         || check_closed(self) < 0) {
         return NULL;
     }
-    if (self->task_factory == NULL) {
-        return ql_task_new((PyObject *)self, coro, name, context);
+    if (self->task_factory == NULL || self->task_factory == ql_state.eager_task_factory) {
+        return ql_task_new((PyObject *)self, coro, name, context,
+                           self->task_factory != NULL);
     }
     return PyObject_CallMethod((PyObject *)self, "_create_task_from_factory", "OOO",
                                coro, name, context);
@@ -283,6 +284,40 @@ static PyObject *
 loop_time(ql_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
 {
     return PyFloat_FromDouble(monotonic_seconds());
+}
+
+int
+ql_loop_time(PyObject *loop, double *now)
+{
+    if (ql_loop_check(loop)) {
+        *now = monotonic_seconds();
+        return 0;
+    }
+    PyObject *res = PyObject_CallMethod(loop, "time", NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    *now = PyFloat_AsDouble(res);
+    Py_DECREF(res);
+    return (*now == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+PyObject *
+ql_loop_call_soon(PyObject *loop, PyObject *callback)
+{
+    if (ql_loop_check(loop)) {
+        return schedule_soon((ql_loop *)loop, "call_soon", &callback, 1, NULL, 0);
+    }
+    return PyObject_CallMethod(loop, "call_soon", "O", callback);
+}
+
+PyObject *
+ql_loop_call_at(PyObject *loop, double when, PyObject *callback)
+{
+    if (ql_loop_check(loop)) {
+        return schedule_at((ql_loop *)loop, "call_at", when, &callback, 1, NULL);
+    }
+    return PyObject_CallMethod(loop, "call_at", "dO", when, callback);
 }
 
 /* Queue an existing handle (signal and I/O dispatch), as the stdlib's

@@ -46,6 +46,12 @@ int ql_loop_queue(PyObject *loop, ql_ready_kind kind, PyObject *obj, PyObject *a
 /* Nanoseconds on CLOCK_MONOTONIC, the clock of time.monotonic(). */
 int64_t ql_monotonic_ns(void);
 
+/* For C callers: loop.time(), loop.call_soon(callback) and
+ * loop.call_at(when, callback) in the current context, on any loop. */
+int ql_loop_time(PyObject *loop, double *now);
+PyObject *ql_loop_call_soon(PyObject *loop, PyObject *callback);
+PyObject *ql_loop_call_at(PyObject *loop, double when, PyObject *callback);
+
 int ql_loop_type_ready(PyObject *module);
 
 #endif /* QL_LOOP_H */

@@ -2,6 +2,7 @@
  * asyncio helpers the C code calls on cold paths). */
 #include "future.h"
 #include "handle.h"
+#include "helpers.h"
 #include "loop.h"
 #include "module.h"
 #include "task.h"
@@ -48,6 +49,8 @@ PyInit__core(void)
         || import_attr("asyncio.events", QL_GET_EVENT_LOOP_NAME, &ql_state.get_event_loop) < 0
         || import_attr("asyncio.tasks", "_register_task", &ql_state.register_task) < 0
         || import_attr("asyncio.tasks", "_current_tasks", &ql_state.current_tasks) < 0
+        || import_attr("asyncio.events", "get_running_loop", &ql_state.get_running_loop) < 0
+        || import_attr("asyncio.tasks", "ensure_future", &ql_state.ensure_future) < 0
         || import_attr("asyncio", "Future", &ql_state.asyncio_future) < 0
         || import_attr("asyncio", "Task", &ql_state.asyncio_task) < 0) {
         return NULL;
@@ -73,7 +76,8 @@ PyInit__core(void)
         return NULL;
     }
     if (ql_handle_types_ready(module) < 0 || ql_loop_type_ready(module) < 0
-        || ql_future_type_ready(module) < 0 || ql_task_type_ready(module) < 0) {
+        || ql_future_type_ready(module) < 0 || ql_task_type_ready(module) < 0
+        || ql_helpers_ready(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -19,6 +19,9 @@ typedef struct {
     PyObject *get_event_loop;           /* asyncio.events (_)get_event_loop */
     PyObject *register_task;            /* asyncio.tasks._register_task */
     PyObject *current_tasks;            /* asyncio.tasks._current_tasks (dict) */
+    PyObject *get_running_loop;         /* asyncio.events.get_running_loop */
+    PyObject *ensure_future;            /* asyncio.tasks.ensure_future */
+    PyObject *eager_task_factory;       /* quickloop's own, for create_task's fast path */
     PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
     PyObject *asyncio_task;             /* asyncio.Task (the C base type) */
     PyObject *str_context;              /* "context" */

@@ -433,37 +433,12 @@ note_cancel_origin(ql_task *t, PyObject *exc)
     Py_CLEAR(t->cancel_origin);
 }
 
+/* Send into (or throw into) the coroutine and act on the outcome: finish
+ * the task, or wait on what it yielded.  The caller made task current. */
 static int
-task_step(PyObject *task, ql_task *t, PyObject *exc)
+task_step_run(PyObject *task, ql_task *t, PyObject *exc)
 {
     ql_fut *f = &t->fut;
-    if (f->state != QL_PENDING) {
-        PyErr_Format(ql_state.InvalidStateError, "_step(): already done: %R, %R",
-                     task, exc ? exc : Py_None);
-        return -1;
-    }
-    PyObject *owned_exc = NULL;
-    if (t->must_cancel) {
-        if (exc == NULL || !PyErr_GivenExceptionMatches(exc, ql_state.CancelledError)) {
-            owned_exc = ql_fut_make_cancelled_error(f);
-            if (owned_exc == NULL) {
-                return -1;
-            }
-            exc = owned_exc;
-        }
-        t->must_cancel = 0;
-    }
-    Py_CLEAR(t->fut_waiter);
-    PyObject *loop = Py_NewRef(f->loop);
-    /* The coroutine may drop the last other reference to its task. */
-    Py_INCREF(task);
-    if (enter_task(loop, task) < 0) {
-        Py_XDECREF(owned_exc);
-        Py_DECREF(task);
-        Py_DECREF(loop);
-        return -1;
-    }
-
     PyObject *result;
     PySendResult status;
     if (exc == NULL) {
@@ -473,7 +448,6 @@ task_step(PyObject *task, ql_task *t, PyObject *exc)
         note_cancel_origin(t, exc);
         status = coro_throw(t->coro, exc, &result);
     }
-    Py_XDECREF(owned_exc);
 
     int rc = 0;
     if (status == PYGEN_RETURN) {
@@ -511,17 +485,84 @@ task_step(PyObject *task, ql_task *t, PyObject *exc)
         rc = handle_yield(task, t, result);
         Py_DECREF(result);
     }
+    return rc;
+}
 
-    PyObject *pending = rc < 0 ? ql_err_take() : NULL;
-    if (leave_task(loop, task) < 0) {
-        Py_XDECREF(pending);
-        rc = -1;
+static int
+task_step(PyObject *task, ql_task *t, PyObject *exc)
+{
+    ql_fut *f = &t->fut;
+    if (f->state != QL_PENDING) {
+        PyErr_Format(ql_state.InvalidStateError, "_step(): already done: %R, %R",
+                     task, exc ? exc : Py_None);
+        return -1;
     }
-    else if (pending != NULL) {
-        ql_err_restore(pending);
+    PyObject *owned_exc = NULL;
+    if (t->must_cancel) {
+        if (exc == NULL || !PyErr_GivenExceptionMatches(exc, ql_state.CancelledError)) {
+            owned_exc = ql_fut_make_cancelled_error(f);
+            if (owned_exc == NULL) {
+                return -1;
+            }
+            exc = owned_exc;
+        }
+        t->must_cancel = 0;
     }
+    Py_CLEAR(t->fut_waiter);
+    PyObject *loop = Py_NewRef(f->loop);
+    /* The coroutine may drop the last other reference to its task. */
+    Py_INCREF(task);
+    int rc = enter_task(loop, task);
+    if (rc == 0) {
+        rc = task_step_run(task, t, exc);
+        PyObject *pending = rc < 0 ? ql_err_take() : NULL;
+        if (leave_task(loop, task) < 0) {
+            Py_XDECREF(pending);
+            rc = -1;
+        }
+        else if (pending != NULL) {
+            ql_err_restore(pending);
+        }
+    }
+    Py_XDECREF(owned_exc);
     Py_DECREF(task);
     Py_DECREF(loop);
+    return rc;
+}
+
+/* Eager start (3.12's eager_start=True): run the first step now, inside
+ * the creator's step, with this task swapped in as the current task. */
+static int
+task_eager_start(PyObject *task, ql_task *t)
+{
+    PyObject *loop = t->fut.loop;
+    PyObject *prev = PyDict_GetItemWithError(ql_state.current_tasks, loop);
+    if (prev == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_XINCREF(prev);
+    if (PyDict_SetItem(ql_state.current_tasks, loop, task) < 0) {
+        Py_XDECREF(prev);
+        return -1;
+    }
+    int rc = -1;
+    if (PyContext_Enter(t->context) == 0) {
+        rc = task_step_run(task, t, NULL);
+        if (PyContext_Exit(t->context) < 0) {
+            rc = -1;
+        }
+    }
+    PyObject *pending = rc < 0 ? ql_err_take() : NULL;
+    int restored = prev ? PyDict_SetItem(ql_state.current_tasks, loop, prev)
+                        : PyDict_DelItem(ql_state.current_tasks, loop);
+    Py_XDECREF(prev);
+    if (restored < 0) {
+        Py_XDECREF(pending);
+        return -1;
+    }
+    if (pending != NULL) {
+        ql_err_restore(pending);
+    }
     return rc;
 }
 
@@ -641,7 +682,34 @@ task_cancel(PyObject *task, ql_task *t, PyObject *msg)
 /* ---- creation ---------------------------------------------------------------------- */
 
 static int
-task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObject *context)
+task_register(PyObject *self)
+{
+    PyObject *res = PyObject_CallOneArg(ql_state.register_task, self);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+loop_is_running(PyObject *loop)
+{
+    if (ql_loop_check(loop)) {
+        return ((ql_loop *)loop)->running;
+    }
+    PyObject *res = PyObject_CallMethod(loop, "is_running", NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return truth;
+}
+
+static int
+task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObject *context,
+          int eager)
 {
     ql_task *t = ql_task_of(self);
     if (ql_fut_init(&t->fut, loop) < 0) {
@@ -687,25 +755,30 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
             return -1;
         }
     }
-    if (schedule_step(self, t, NULL) < 0) {
+    int running = eager ? loop_is_running(t->fut.loop) : 0;
+    if (running < 0) {
         return -1;
     }
-    PyObject *res = PyObject_CallOneArg(ql_state.register_task, self);
-    if (res == NULL) {
-        return -1;
+    if (!running) {
+        return schedule_step(self, t, NULL) < 0 ? -1 : task_register(self);
     }
-    Py_DECREF(res);
-    return 0;
+    int rc = task_eager_start(self, t);
+    if (t->fut.state == QL_PENDING) {
+        return task_register(self) < 0 ? -1 : rc;
+    }
+    /* Done at once, as 3.12: drop the coroutine; all_tasks() never sees it. */
+    Py_CLEAR(t->coro);
+    return rc;
 }
 
 PyObject *
-ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context)
+ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context, int eager)
 {
     PyObject *self = ql_task_type->tp_alloc(ql_task_type, 0);
     if (self == NULL) {
         return NULL;
     }
-    if (task_init(self, coro, loop, name, context) < 0) {
+    if (task_init(self, coro, loop, name, context, eager) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -715,13 +788,14 @@ ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context)
 static int
 task_tp_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"coro", "loop", "name", "context", NULL};
+    static char *kwlist[] = {"coro", "loop", "name", "context", "eager_start", NULL};
     PyObject *coro, *loop = Py_None, *name = Py_None, *context = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:Task", kwlist,
-                                     &coro, &loop, &name, &context)) {
+    int eager = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOOp:Task", kwlist,
+                                     &coro, &loop, &name, &context, &eager)) {
         return -1;
     }
-    return task_init(self, coro, loop, name, context);
+    return task_init(self, coro, loop, name, context, eager);
 }
 
 /* ---- Python methods ------------------------------------------------------------------ */

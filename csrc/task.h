@@ -29,8 +29,10 @@ ql_task_of(PyObject *op)
     return (ql_task *)((char *)op + ql_task_offset);
 }
 
-/* A new Task for coro on loop (loop.create_task without a factory). */
-PyObject *ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context);
+/* A new Task for coro on loop (loop.create_task without a factory).  eager:
+ * if the loop is running, run the first step now (3.12's eager_start). */
+PyObject *ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context,
+                      int eager);
 
 /* Ready-ring entries: run a step (exc may be NULL) or a wake-up by fut. */
 int ql_task_run_step(PyObject *task, PyObject *exc);

@@ -7,11 +7,16 @@
 """
 import asyncio
 
-from ._core import Future, Handle, Task, TimerHandle
+from ._core import (Future, Handle, Task, Timeout, TimerHandle, eager_task_factory,
+                    shield, timeout, timeout_at)
+from .helpers import wait_for
 from .loop import Loop
 
-__all__ = ("Loop", "Future", "Task", "Handle", "TimerHandle", "new_event_loop", "EventLoopPolicy",
-           "install", "run")
+__all__ = (
+    "Loop", "new_event_loop", "EventLoopPolicy", "install", "run",
+    "Future", "Task", "Handle", "TimerHandle", "Timeout",
+    "shield", "timeout", "timeout_at", "wait_for", "eager_task_factory",
+)
 __version__ = "0.1.0"
 
 
