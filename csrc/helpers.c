@@ -6,6 +6,7 @@
 #include "loop.h"
 #include "module.h"
 #include "task.h"
+#include <stddef.h>
 
 /* ---- an awaitable that is already done ------------------------------------- */
 /* What Timeout.__aenter__/__aexit__ return: `await` gives value at once. */
@@ -175,6 +176,7 @@ typedef struct {
     PyObject *when;             /* float, int or None */
     PyObject *handler;          /* the armed TimerHandle/Handle, or NULL */
     PyObject *task;
+    PyObject *weakreflist;
     long cancelling;
     timeout_state state;
 } ql_timeout;
@@ -183,19 +185,33 @@ static PyTypeObject ql_timeout_type;
 static PyMethodDef timeout_on_timeout_def;
 
 static PyObject *
-timeout_new(PyObject *when)
+timeout_alloc(PyTypeObject *type, PyObject *when)
 {
-    ql_timeout *to = PyObject_GC_New(ql_timeout, &ql_timeout_type);
+    ql_timeout *to = (ql_timeout *)type->tp_alloc(type, 0);
     if (to == NULL) {
         return NULL;
     }
     to->when = Py_NewRef(when);
-    to->handler = NULL;
-    to->task = NULL;
-    to->cancelling = 0;
     to->state = TO_CREATED;
-    PyObject_GC_Track(to);
     return (PyObject *)to;
+}
+
+static PyObject *
+timeout_new(PyObject *when)
+{
+    return timeout_alloc(&ql_timeout_type, when);
+}
+
+/* Timeout(when): public, as asyncio.Timeout is. */
+static PyObject *
+timeout_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"when", NULL};
+    PyObject *when;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Timeout", kwlist, &when)) {
+        return NULL;
+    }
+    return timeout_alloc(type, when);
 }
 
 static int
@@ -416,8 +432,11 @@ static void
 timeout_dealloc(ql_timeout *to)
 {
     PyObject_GC_UnTrack(to);
+    if (to->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)to);
+    }
     timeout_clear(to);
-    PyObject_GC_Del(to);
+    Py_TYPE(to)->tp_free((PyObject *)to);
 }
 
 static PyMethodDef timeout_methods[] = {
@@ -436,7 +455,9 @@ static PyTypeObject ql_timeout_type = {
     .tp_doc = "Asynchronous context manager cancelling its task at a deadline "
               "(asyncio.Timeout in C). Use quickloop.timeout() or timeout_at().",
     .tp_basicsize = sizeof(ql_timeout),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_new = timeout_tp_new,
+    .tp_weaklistoffset = offsetof(ql_timeout, weakreflist),
     .tp_dealloc = (destructor)timeout_dealloc,
     .tp_traverse = (traverseproc)timeout_traverse,
     .tp_clear = (inquiry)timeout_clear,
@@ -447,12 +468,13 @@ static PyTypeObject ql_timeout_type = {
 static PyObject *
 helpers_timeout(PyObject *Py_UNUSED(module), PyObject *delay)
 {
-    if (delay == Py_None) {
-        return timeout_new(Py_None);
-    }
-    PyObject *loop = running_loop();
+    PyObject *loop = running_loop();     /* required even for None, as asyncio */
     if (loop == NULL) {
         return NULL;
+    }
+    if (delay == Py_None) {
+        Py_DECREF(loop);
+        return timeout_new(Py_None);
     }
     double now;
     int rc = ql_loop_time(loop, &now);

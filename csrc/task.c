@@ -762,12 +762,16 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
     if (!running) {
         return schedule_step(self, t, NULL) < 0 ? -1 : task_register(self);
     }
-    int rc = task_eager_start(self, t);
-    if (t->fut.state == QL_PENDING) {
-        return task_register(self) < 0 ? -1 : rc;
+    /* Registered first so all_tasks() lists it during its first step (3.12
+     * keeps a separate eager set for that; 3.11's all_tasks() reads only
+     * the registry).  Once done, all_tasks() skips it. */
+    if (task_register(self) < 0) {
+        return -1;
     }
-    /* Done at once, as 3.12: drop the coroutine; all_tasks() never sees it. */
-    Py_CLEAR(t->coro);
+    int rc = task_eager_start(self, t);
+    if (t->fut.state != QL_PENDING) {
+        Py_CLEAR(t->coro);      /* done at once: break the cycle, as 3.12 */
+    }
     return rc;
 }
 
