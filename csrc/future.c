@@ -422,20 +422,18 @@ fut_ready(PyObject *self)
     return f;
 }
 
+/* result() and exception() of a never-initialised future report it as not
+ * done (InvalidStateError), as asyncio's do. */
 static PyObject *
 fut_result(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    ql_fut *f = fut_ready(self);
-    return f ? ql_fut_result(f) : NULL;
+    return ql_fut_result(ql_fut_of(self));
 }
 
 static PyObject *
 fut_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    ql_fut *f = fut_ready(self);
-    if (f == NULL) {
-        return NULL;
-    }
+    ql_fut *f = ql_fut_of(self);
     if (f->state == QL_CANCELLED) {
         return ql_fut_result(f);    /* raises the CancelledError */
     }

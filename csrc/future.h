@@ -50,6 +50,14 @@ ql_future_check(PyObject *op)
     return PyObject_TypeCheck(op, ql_future_type) || ql_task_check(op);
 }
 
+/* Exactly quickloop.Future or quickloop.Task, not a Python subclass: only
+ * these may skip method lookups (a subclass may override any method). */
+static inline int
+ql_future_check_exact(PyObject *op)
+{
+    return Py_IS_TYPE(op, ql_future_type) || Py_IS_TYPE(op, ql_task_type);
+}
+
 /* The quickloop state of a quickloop Future or Task. */
 static inline ql_fut *
 ql_fut_of(PyObject *op)

@@ -150,7 +150,7 @@ current_task(PyObject *loop)
 static int
 task_cancelling(PyObject *task, long *count)
 {
-    if (ql_task_check(task)) {
+    if (Py_IS_TYPE(task, ql_task_type)) {
         *count = ql_task_of(task)->num_cancels_requested;
         return 0;
     }
@@ -662,7 +662,7 @@ static PyTypeObject ql_shield_link_type = {
 static PyObject *
 add_done_callback(PyObject *fut, PyObject *fn)
 {
-    if (ql_future_check(fut)) {
+    if (ql_future_check_exact(fut)) {
         return ql_fut_add_callback(fut, ql_fut_of(fut), fn, NULL) < 0 ? NULL : Py_NewRef(Py_None);
     }
     return PyObject_CallMethod(fut, "add_done_callback", "O", fn);
@@ -672,7 +672,7 @@ static PyObject *
 helpers_shield(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     PyObject *inner = NULL, *outer = NULL, *inner_cb = NULL, *outer_cb = NULL, *res;
-    if (ql_future_check(arg)) {
+    if (ql_future_check_exact(arg)) {
         inner = Py_NewRef(arg);
     }
     else {
@@ -681,16 +681,16 @@ helpers_shield(PyObject *Py_UNUSED(module), PyObject *arg)
             return NULL;
         }
     }
-    int done = ql_future_check(inner) ? ql_fut_of(inner)->state != QL_PENDING
-                                      : fut_is(inner, "done");
+    int done = ql_future_check_exact(inner) ? ql_fut_of(inner)->state != QL_PENDING
+                                            : fut_is(inner, "done");
     if (done != 0) {
         if (done < 0) {
             Py_CLEAR(inner);
         }
         return inner;
     }
-    PyObject *loop = ql_future_check(inner) ? Py_NewRef(ql_fut_of(inner)->loop)
-                                            : call_method0(inner, "get_loop");
+    PyObject *loop = ql_future_check_exact(inner) ? Py_NewRef(ql_fut_of(inner)->loop)
+                                                  : call_method0(inner, "get_loop");
     if (loop == NULL) {
         goto error;
     }

@@ -232,10 +232,10 @@ leave_task(PyObject *loop, PyObject *task)
 static int
 cancel_future(PyObject *fut, PyObject *msg)
 {
-    if (ql_task_check(fut)) {
+    if (Py_IS_TYPE(fut, ql_task_type)) {
         return task_cancel(fut, ql_task_of(fut), msg);
     }
-    if (ql_future_check(fut)) {
+    if (Py_IS_TYPE(fut, ql_future_type)) {
         return ql_fut_cancel(fut, ql_fut_of(fut), msg);
     }
     PyObject *args[2] = {fut, msg ? msg : Py_None};
@@ -291,7 +291,7 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
     if (wakeup == NULL) {
         return -1;
     }
-    if (ql_future_check(fut)) {
+    if (ql_future_check_exact(fut)) {
         ql_fut *f = ql_fut_of(fut);
         f->blocking = 0;
         if (ql_fut_add_callback(fut, f, wakeup, t->context) < 0) {
@@ -332,7 +332,7 @@ static int
 handle_yield(PyObject *task, ql_task *t, PyObject *result)
 {
     PyObject *loop = t->fut.loop;
-    if (ql_future_check(result)) {
+    if (ql_future_check_exact(result)) {
         ql_fut *rf = ql_fut_of(result);
         if (rf->loop != loop) {
             return schedule_step_error(task, t, PyExc_RuntimeError,
@@ -383,6 +383,10 @@ handle_yield(PyObject *task, ql_task *t, PyObject *result)
             return -1;
         }
         if (truth) {
+            if (result == task) {
+                return schedule_step_error(task, t, PyExc_RuntimeError,
+                                           "Task cannot await on itself: %R", task);
+            }
             return wait_on(task, t, result);
         }
         return schedule_step_error(task, t, PyExc_RuntimeError,
@@ -570,7 +574,7 @@ static int
 task_wakeup(PyObject *task, ql_task *t, PyObject *fut)
 {
     PyObject *res;
-    if (ql_future_check(fut)) {
+    if (ql_future_check_exact(fut)) {
         res = ql_fut_result(ql_fut_of(fut));
     }
     else {
