@@ -153,14 +153,14 @@ state_name(ql_fut_state state)
 }
 
 static int
-check_pending(PyObject *self, ql_fut *f)
+check_pending(ql_fut *f)
 {
     if (f->loop == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Future object is not initialized.");
         return -1;
     }
     if (f->state != QL_PENDING) {
-        PyErr_Format(ql_state.InvalidStateError, "%s: %R", state_name(f->state), self);
+        PyErr_SetString(ql_state.InvalidStateError, "invalid state");   /* as _asyncio */
         return -1;
     }
     return 0;
@@ -169,7 +169,7 @@ check_pending(PyObject *self, ql_fut *f)
 int
 ql_fut_set_result(PyObject *self, ql_fut *f, PyObject *result)
 {
-    if (check_pending(self, f) < 0) {
+    if (check_pending(f) < 0) {
         return -1;
     }
     f->result = Py_NewRef(result);
@@ -180,7 +180,7 @@ ql_fut_set_result(PyObject *self, ql_fut *f, PyObject *result)
 int
 ql_fut_set_exception(PyObject *self, ql_fut *f, PyObject *exc)
 {
-    if (check_pending(self, f) < 0) {
+    if (check_pending(f) < 0) {
         return -1;
     }
     PyObject *value;
@@ -268,7 +268,7 @@ ql_fut_result(ql_fut *f)
         return NULL;
     }
     if (f->state != QL_FINISHED) {
-        PyErr_SetString(ql_state.InvalidStateError, "Result is not ready.");
+        PyErr_SetString(ql_state.InvalidStateError, "Result is not set.");
         return NULL;
     }
     f->log_tb = 0;

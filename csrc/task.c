@@ -103,8 +103,27 @@ task_wakeup_call(ql_task_callable *c, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+task_wakeup_name(ql_task_callable *Py_UNUSED(c), void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString("task_wakeup");
+}
+
+static PyObject *
+task_wakeup_qualname(ql_task_callable *Py_UNUSED(c), void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString("Task.task_wakeup");    /* as asyncio's C task */
+}
+
 static PyGetSetDef task_callable_getset[] = {
     {"__self__", (getter)task_callable_self, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyGetSetDef task_wakeup_getset[] = {
+    {"__self__", (getter)task_callable_self, NULL, NULL, NULL},
+    {"__name__", (getter)task_wakeup_name, NULL, NULL, NULL},
+    {"__qualname__", (getter)task_wakeup_qualname, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -129,7 +148,7 @@ static PyTypeObject ql_task_wakeup_type = {
     .tp_traverse = (traverseproc)task_callable_traverse,
     .tp_clear = (inquiry)task_callable_clear,
     .tp_call = (ternaryfunc)task_wakeup_call,
-    .tp_getset = task_callable_getset,
+    .tp_getset = task_wakeup_getset,
 };
 
 int
@@ -228,12 +247,19 @@ leave_task(PyObject *loop, PyObject *task)
 
 /* ---- stepping ---------------------------------------------------------------------- */
 
-/* fut.cancel(msg=msg) for any future; 1 if it was cancelled. */
+/* fut.cancel(msg=msg) for any future; 1 if it was cancelled.  Tasks
+ * waiting on tasks recurse here: bounded like Python calls, so a cycle of
+ * tasks awaiting each other raises RecursionError as in the stdlib. */
 static int
 cancel_future(PyObject *fut, PyObject *msg)
 {
     if (Py_IS_TYPE(fut, ql_task_type)) {
-        return task_cancel(fut, ql_task_of(fut), msg);
+        if (Py_EnterRecursiveCall(" while cancelling a task") != 0) {
+            return -1;
+        }
+        int rc = task_cancel(fut, ql_task_of(fut), msg);
+        Py_LeaveRecursiveCall();
+        return rc;
     }
     if (Py_IS_TYPE(fut, ql_future_type)) {
         return ql_fut_cancel(fut, ql_fut_of(fut), msg);
