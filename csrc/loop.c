@@ -456,37 +456,59 @@ loop__add_writer(ql_loop *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
-discard_result(PyObject *res)
-{
-    if (res == NULL) {
-        return NULL;
-    }
-    Py_DECREF(res);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-loop_add_reader(ql_loop *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return discard_result(add_io(self, args, nargs, 0, "add_reader"));
-}
-
-static PyObject *
-loop_add_writer(ql_loop *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return discard_result(add_io(self, args, nargs, 1, "add_writer"));
-}
-
-static PyObject *
-loop_remove_reader(ql_loop *self, PyObject *fileobj)
+loop__remove_reader(ql_loop *self, PyObject *fileobj)
 {
     return remove_io(self, fileobj, 0);
 }
 
 static PyObject *
-loop_remove_writer(ql_loop *self, PyObject *fileobj)
+loop__remove_writer(ql_loop *self, PyObject *fileobj)
 {
     return remove_io(self, fileobj, 1);
+}
+
+/* loop._fd_key(fd): None, or (events, reader, writer) as a selector key holds
+ * them (EVENT_READ = 1, EVENT_WRITE = 2): what the Python selector view reads. */
+static PyObject *
+loop_fd_key(ql_loop *self, PyObject *fileobj)
+{
+    int fd = ql_fileobj_to_fd(fileobj);
+    if (fd < 0) {
+        return NULL;
+    }
+    if (fd >= self->poller.nfds || self->poller.fds[fd].registered == 0) {
+        Py_RETURN_NONE;
+    }
+    ql_fd_entry *e = &self->poller.fds[fd];
+    long events = ((e->registered & EPOLLIN) ? 1 : 0) | ((e->registered & EPOLLOUT) ? 2 : 0);
+    return Py_BuildValue("(lOO)", events, e->reader ? e->reader : Py_None,
+                         e->writer ? e->writer : Py_None);
+}
+
+/* loop._fd_list(): the registered fds. */
+static PyObject *
+loop_fd_list(ql_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(0);
+    for (int fd = 0; list != NULL && fd < self->poller.nfds; fd++) {
+        if (self->poller.fds[fd].registered == 0) {
+            continue;
+        }
+        PyObject *item = PyLong_FromLong(fd);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_CLEAR(list);
+        }
+        Py_XDECREF(item);
+    }
+    return list;
+}
+
+/* loop._write_to_self(): wake the loop (the stdlib loop's self-pipe write). */
+static PyObject *
+loop_write_to_self(ql_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    ql_wakeup_signal(&self->wakeup);
+    Py_RETURN_NONE;
 }
 
 /* Queue the handles of the fds epoll reported, with the selectors module's
@@ -888,14 +910,15 @@ static PyMethodDef loop_methods[] = {
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
-    {"add_reader", FASTCALL(loop_add_reader), "add_reader(fd, callback, *args)"},
-    {"add_writer", FASTCALL(loop_add_writer), "add_writer(fd, callback, *args)"},
-    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O, "remove_reader(fd) -> bool"},
-    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O, "remove_writer(fd) -> bool"},
-    {"_add_reader", FASTCALL(loop__add_reader), NULL},
-    {"_add_writer", FASTCALL(loop__add_writer), NULL},
-    {"_remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
-    {"_remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    /* The public add_reader() & co. are selector_events' (they also check
+     * that no transport owns the fd) calling these. */
+    {"_add_reader", FASTCALL(loop__add_reader), "_add_reader(fd, callback, *args) -> Handle"},
+    {"_add_writer", FASTCALL(loop__add_writer), "_add_writer(fd, callback, *args) -> Handle"},
+    {"_remove_reader", (PyCFunction)loop__remove_reader, METH_O, "_remove_reader(fd) -> bool"},
+    {"_remove_writer", (PyCFunction)loop__remove_writer, METH_O, "_remove_writer(fd) -> bool"},
+    {"_write_to_self", (PyCFunction)loop_write_to_self, METH_NOARGS, NULL},
+    {"_fd_key", (PyCFunction)loop_fd_key, METH_O, NULL},
+    {"_fd_list", (PyCFunction)loop_fd_list, METH_NOARGS, NULL},
     {"_add_callback", (PyCFunction)loop_add_callback, METH_O, NULL},
     {"_make_handle", FASTCALL(loop_make_handle), NULL},
     {"_run", (PyCFunction)loop_run, METH_NOARGS, NULL},

@@ -13,7 +13,7 @@ tests/conformance_expected_failures.txt, and if the reference ran tests on a rea
 stdlib loop, the quickloop run must have *verifiably* iterated quickloop loops
 (``loop._iterations > 0``; tests on test_utils.TestLoop never count).
 
-Modules: the default list (no networking needed) unless
+Modules: the default list (every module) unless
 QUICKLOOP_CONFORMANCE_MODULES names others, e.g.
 
     QUICKLOOP_CONFORMANCE_MODULES=test_events,test_streams pytest tests/test_conformance.py

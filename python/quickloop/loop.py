@@ -1,15 +1,23 @@
 """quickloop.Loop: the C core (quickloop._core.LoopCore) plus the cold paths.
 
-Scheduling, timers, the ready queue, I/O readiness and the iteration itself
-are C.  What is here runs once per run_forever() or per rare event: the
-set-up around the C iteration, exception handling, executors, async
-generator finalization, signals and fork.  Semantics follow the stdlib's
-BaseEventLoop and _UnixSelectorEventLoop of the running Python.
+Scheduling, timers, the ready queue, I/O readiness, futures, tasks and the
+iteration itself are C.  What is here runs once per run_forever() or per rare
+event: the set-up around the C iteration, exception handling, executors,
+async generator finalization, signals and fork.  Semantics follow the
+stdlib's BaseEventLoop and _UnixSelectorEventLoop of the running Python.
+
+Networking, pipes and subprocesses are asyncio's own: Loop inherits them from
+asyncio's unix SelectorEventLoop, whose transports register their fds through
+the C core's _add_reader/_add_writer.  Every method that the C core or this
+class defines wins over the inherited one (the MRO puts LoopCore first), and
+the inherited __init__ never runs: no selector and no self-pipe exist.  The
+C core is the only thing that waits and dispatches.
 """
 import asyncio
 import concurrent.futures
 import errno
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -17,7 +25,7 @@ import threading
 import traceback
 import warnings
 import weakref
-from asyncio import constants, coroutines, events, futures, tasks
+from asyncio import constants, coroutines, events, futures, tasks, unix_events
 from asyncio.log import logger
 
 from . import _compat
@@ -48,6 +56,33 @@ def _sighandler_noop(signum, frame):
     """Dummy Python-level handler: the C-level one writes to the wakeup fd."""
 
 
+class _SelectorView:
+    """loop._selector: a read-only view of the C core's fd table.
+
+    asyncio's transports (their repr) and some tools ask the stdlib loop's
+    selector whether an fd is polled; this answers from the epoll table.  It
+    registers nothing: the C core does that.
+    """
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+
+    def get_key(self, fileobj):
+        loop = self._loop()
+        key = None if loop is None or loop.is_closed() else loop._fd_key(fileobj)
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        events, reader, writer = key
+        fd = selectors._fileobj_to_fd(fileobj)
+        return selectors.SelectorKey(fileobj, fd, events, (reader, writer))
+
+    def get_map(self):
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return {}
+        return {fd: self.get_key(fd) for fd in loop._fd_list()}
+
+
 def _format_handle(handle):
     cb = handle._callback
     if isinstance(getattr(cb, "__self__", None), tasks.Task):
@@ -55,12 +90,15 @@ def _format_handle(handle):
     return str(handle)
 
 
-class Loop(LoopCore, asyncio.AbstractEventLoop):
+class Loop(LoopCore, unix_events.SelectorEventLoop):
     """A quickloop event loop: asyncio.AbstractEventLoop with a C core."""
 
     __module__ = "quickloop"
 
     def __init__(self):
+        self._transports = weakref.WeakValueDictionary()  # fd -> transport
+        self._selector = _SelectorView(self)
+        self._timer_cancelled_count = 0  # read by inherited code only
         self._default_executor = None
         self._executor_shutdown_called = False
         self._exception_handler = None
@@ -150,6 +188,7 @@ class Loop(LoopCore, asyncio.AbstractEventLoop):
         if self._debug:
             logger.debug("Close %r", self)
         self._close()
+        self._selector = None  # as the selector loop: transports' repr reads it
         self._close_signal_handling()
         executor = self._default_executor
         if executor is not None:

@@ -42,19 +42,15 @@ ALL_MODULES = (
     "test_subprocess", "test_buffered_proto", "test_ssl", "test_sslproto",
 )
 
-# Where quickloop is expected to be complete today (no networking needed).
-DEFAULT_MODULES = (
-    "test_runners", "test_locks", "test_queues", "test_pep492", "test_context",
-    "test_timeouts", "test_waitfor", "test_taskgroups", "test_tasks",
-    "test_futures", "test_futures2",
-)
-
-# Need sockets/pipes/subprocesses/TLS from the loop: only run when named.
+# Need sockets/pipes/subprocesses/TLS from the loop.
 NETWORKING_MODULES = (
     "test_events", "test_base_events", "test_selector_events", "test_unix_events",
     "test_streams", "test_server", "test_sock_lowlevel", "test_sendfile",
     "test_subprocess", "test_buffered_proto", "test_ssl", "test_sslproto",
 )
+
+# What CI runs: every module (quickloop implements the whole loop API).
+DEFAULT_MODULES = ALL_MODULES
 
 _SELECTOR_VARIANTS = ("SelectEventLoopTests", "PollEventLoopTests",
                       "KqueueEventLoopTests", "ProactorEventLoopTests")
