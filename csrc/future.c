@@ -122,6 +122,10 @@ ql_fut_add_callback(PyObject *self, ql_fut *f, PyObject *fn, PyObject *context)
         Py_DECREF(ctx);
         return rc;
     }
+    if (ql_fault_point() < 0) {
+        Py_DECREF(ctx);
+        return -1;
+    }
     if (f->cb0.fn == NULL && f->ncbs == 0) {
         f->cb0.fn = Py_NewRef(fn);
         f->cb0.context = ctx;
@@ -321,6 +325,9 @@ ql_fut_init(ql_fut *f, PyObject *loop)
 PyObject *
 ql_future_new(PyObject *loop)
 {
+    if (ql_fault_point() < 0) {
+        return NULL;
+    }
     PyObject *self = ql_future_type->tp_alloc(ql_future_type, 0);
     if (self == NULL) {
         return NULL;

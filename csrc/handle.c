@@ -5,15 +5,35 @@
 #include "module.h"
 
 static int
-handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *args,
-            PyObject *context, int debug)
+handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *argv,
+            Py_ssize_t nargs, PyObject *context, int debug)
 {
     h->callback = Py_NewRef(callback);
-    h->args = Py_NewRef(args);
+    h->nargs = nargs;
+    h->args = NULL;
+    h->argv[0] = h->argv[1] = NULL;
+    if (nargs > QL_HANDLE_INLINE_ARGS) {
+        h->args = PyTuple_New(nargs);
+        if (h->args == NULL) {
+            h->nargs = 0;
+        }
+        for (Py_ssize_t i = 0; h->args != NULL && i < nargs; i++) {
+            PyTuple_SET_ITEM(h->args, i, Py_NewRef(argv[i]));
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            h->argv[i] = Py_NewRef(argv[i]);
+        }
+    }
     h->loop = Py_NewRef(loop);
     h->source_traceback = NULL;
     h->repr = NULL;
     h->cancelled = 0;
+    if (h->nargs != nargs) {
+        h->context = NULL;
+        return -1;
+    }
     if (context == NULL || context == Py_None) {
         h->context = PyContext_CopyCurrent();
         if (h->context == NULL) {
@@ -33,14 +53,17 @@ handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *args,
 }
 
 ql_handle *
-ql_handle_new(PyObject *loop, PyObject *callback, PyObject *args,
-              PyObject *context, int debug)
+ql_handle_new(PyObject *loop, PyObject *callback, PyObject *const *argv,
+              Py_ssize_t nargs, PyObject *context, int debug)
 {
+    if (ql_fault_point() < 0) {
+        return NULL;
+    }
     ql_handle *h = PyObject_GC_New(ql_handle, &ql_handle_type);
     if (h == NULL) {
         return NULL;
     }
-    if (handle_init(h, loop, callback, args, context, debug) < 0) {
+    if (handle_init(h, loop, callback, argv, nargs, context, debug) < 0) {
         PyObject_GC_Track(h);
         Py_DECREF(h);
         return NULL;
@@ -51,9 +74,12 @@ ql_handle_new(PyObject *loop, PyObject *callback, PyObject *args,
 
 ql_timer_handle *
 ql_timer_handle_new(PyObject *loop, double when, int64_t deadline,
-                    PyObject *callback, PyObject *args, PyObject *context,
-                    int debug)
+                    PyObject *callback, PyObject *const *argv, Py_ssize_t nargs,
+                    PyObject *context, int debug)
 {
+    if (ql_fault_point() < 0) {
+        return NULL;
+    }
     ql_timer_handle *t = PyObject_GC_New(ql_timer_handle, &ql_timer_handle_type);
     if (t == NULL) {
         return NULL;
@@ -62,13 +88,30 @@ ql_timer_handle_new(PyObject *loop, double when, int64_t deadline,
     t->deadline = deadline;
     t->seq = 0;
     t->heap_index = -1;
-    if (handle_init(&t->base, loop, callback, args, context, debug) < 0) {
+    if (handle_init(&t->base, loop, callback, argv, nargs, context, debug) < 0) {
         PyObject_GC_Track(t);
         Py_DECREF(t);
         return NULL;
     }
     PyObject_GC_Track(t);
     return t;
+}
+
+/* The callback's arguments as a tuple (None once cancelled). */
+static PyObject *
+handle_args(ql_handle *h)
+{
+    if (h->args != NULL) {
+        return Py_NewRef(h->args);
+    }
+    if (h->callback == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *tuple = PyTuple_New(h->nargs);
+    for (Py_ssize_t i = 0; tuple != NULL && i < h->nargs; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(h->argv[i]));
+    }
+    return tuple;
 }
 
 /* An exception escaped a callback: hand it to loop.call_exception_handler
@@ -122,7 +165,8 @@ ql_handle_report_error(PyObject *loop, PyObject *fn, PyObject *args, PyObject *c
         return -1;
     }
     PyObject *exc = ql_err_take();
-    ql_handle *h = ql_handle_new(loop, fn, args, context, 0);
+    ql_handle *h = ql_handle_new(loop, fn, &PyTuple_GET_ITEM(args, 0),
+                                 PyTuple_GET_SIZE(args), context, 0);
     int rc = h ? report_callback_error(h, fn, args, exc) : -1;
     Py_XDECREF(h);
     Py_DECREF(exc);
@@ -137,16 +181,26 @@ ql_handle_run(ql_handle *h)
     }
     /* The callback may cancel its own handle, which drops these fields. */
     PyObject *callback = Py_NewRef(h->callback);
-    PyObject *args = Py_NewRef(h->args);
+    PyObject *tuple = Py_XNewRef(h->args);
     PyObject *context = Py_NewRef(h->context);
+    PyObject *stack[QL_HANDLE_INLINE_ARGS];
+    Py_ssize_t nargs = h->nargs;
+    PyObject *const *argv = stack;
+    if (tuple != NULL) {
+        argv = &PyTuple_GET_ITEM(tuple, 0);
+    }
+    else {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            stack[i] = Py_NewRef(h->argv[i]);
+        }
+    }
     int rc = 0;
 
     if (PyContext_Enter(context) < 0) {
         rc = -1;
         goto done;
     }
-    PyObject *res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
-                                        PyTuple_GET_SIZE(args), NULL);
+    PyObject *res = PyObject_Vectorcall(callback, argv, nargs, NULL);
     if (PyContext_Exit(context) < 0) {
         Py_XDECREF(res);
         rc = -1;
@@ -162,11 +216,21 @@ ql_handle_run(ql_handle *h)
         goto done;
     }
     PyObject *exc = ql_err_take();
-    rc = report_callback_error(h, callback, args, exc);
+    PyObject *args = tuple ? Py_NewRef(tuple) : PyTuple_New(nargs);
+    for (Py_ssize_t i = 0; tuple == NULL && args != NULL && i < nargs; i++) {
+        PyTuple_SET_ITEM(args, i, Py_NewRef(stack[i]));
+    }
+    rc = args ? report_callback_error(h, callback, args, exc) : -1;
+    Py_XDECREF(args);
     Py_DECREF(exc);
 done:
+    if (tuple == NULL) {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            Py_DECREF(stack[i]);
+        }
+    }
+    Py_XDECREF(tuple);
     Py_DECREF(context);
-    Py_DECREF(args);
     Py_DECREF(callback);
     return rc;
 }
@@ -200,6 +264,9 @@ ql_handle_cancel(ql_handle *h)
     }
     Py_CLEAR(h->callback);
     Py_CLEAR(h->args);
+    Py_CLEAR(h->argv[0]);
+    Py_CLEAR(h->argv[1]);
+    h->nargs = 0;
     return rc;
 }
 
@@ -274,8 +341,11 @@ handle_repr(ql_handle *h)
         Py_CLEAR(item);
     }
     if (h->callback != NULL) {
-        item = PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
-                                            h->callback, h->args, NULL);
+        PyObject *args = handle_args(h);
+        item = args == NULL ? NULL
+               : PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
+                                              h->callback, args, NULL);
+        Py_XDECREF(args);
         if (item == NULL || PyList_Append(info, item) < 0) {
             goto error;
         }
@@ -323,7 +393,7 @@ get_optional(PyObject *value)
 }
 
 static PyObject *handle_get_callback(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->callback); }
-static PyObject *handle_get_args(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->args); }
+static PyObject *handle_get_args(ql_handle *h, void *Py_UNUSED(c)) { return handle_args(h); }
 static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->loop); }
 static PyObject *handle_get_source_tb(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->source_traceback); }
 static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->repr); }
@@ -339,6 +409,8 @@ handle_traverse(ql_handle *h, visitproc visit, void *arg)
 {
     Py_VISIT(h->callback);
     Py_VISIT(h->args);
+    Py_VISIT(h->argv[0]);
+    Py_VISIT(h->argv[1]);
     Py_VISIT(h->context);
     Py_VISIT(h->loop);
     Py_VISIT(h->source_traceback);
@@ -351,6 +423,9 @@ handle_clear(ql_handle *h)
 {
     Py_CLEAR(h->callback);
     Py_CLEAR(h->args);
+    Py_CLEAR(h->argv[0]);
+    Py_CLEAR(h->argv[1]);
+    h->nargs = 0;
     Py_CLEAR(h->context);
     Py_CLEAR(h->loop);
     Py_CLEAR(h->source_traceback);

@@ -7,10 +7,16 @@
 #include <stdint.h>
 #include "compat.h"
 
+/* Most callbacks take at most this many arguments: those live in the handle
+ * itself, with no tuple to allocate (and no extra object for the GC). */
+#define QL_HANDLE_INLINE_ARGS 2
+
 typedef struct {
     PyObject_HEAD
     PyObject *callback;         /* NULL once cancelled */
-    PyObject *args;             /* tuple; NULL once cancelled */
+    PyObject *args;             /* more than QL_HANDLE_INLINE_ARGS: a tuple */
+    PyObject *argv[QL_HANDLE_INLINE_ARGS];  /* else the arguments themselves */
+    Py_ssize_t nargs;           /* 0 once cancelled */
     PyObject *context;
     PyObject *loop;
     PyObject *source_traceback; /* debug mode only */
@@ -32,13 +38,13 @@ extern PyTypeObject ql_timer_handle_type;
 #define ql_handle_check(op) \
     (Py_IS_TYPE((op), &ql_handle_type) || Py_IS_TYPE((op), &ql_timer_handle_type))
 
-/* New handles; context may be NULL or None (the current context is copied).
- * debug records the creation traceback. */
-ql_handle *ql_handle_new(PyObject *loop, PyObject *callback, PyObject *args,
-                         PyObject *context, int debug);
+/* New handles for callback(*argv[:nargs]); context may be NULL or None (the
+ * current context is copied). debug records the creation traceback. */
+ql_handle *ql_handle_new(PyObject *loop, PyObject *callback, PyObject *const *argv,
+                         Py_ssize_t nargs, PyObject *context, int debug);
 ql_timer_handle *ql_timer_handle_new(PyObject *loop, double when, int64_t deadline,
-                                     PyObject *callback, PyObject *args,
-                                     PyObject *context, int debug);
+                                     PyObject *callback, PyObject *const *argv,
+                                     Py_ssize_t nargs, PyObject *context, int debug);
 
 /* Run the callback in its context.  Exceptions go to the loop's exception
  * handler; returns -1 (exception set) only for SystemExit and

@@ -123,19 +123,6 @@ parse_callback_args(const char *method, PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
-static PyObject *
-args_tuple(PyObject *const *args, Py_ssize_t n)
-{
-    PyObject *tuple = PyTuple_New(n);
-    if (tuple == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
-    }
-    return tuple;
-}
-
 /* ---- scheduling -------------------------------------------------------------- */
 
 static PyObject *
@@ -149,13 +136,8 @@ schedule_soon(ql_loop *self, const char *method, PyObject *const *args,
         || check_callback(self, args[0], method) < 0) {
         return NULL;
     }
-    PyObject *cb_args = args_tuple(args + 1, nargs - 1);
-    if (cb_args == NULL) {
-        return NULL;
-    }
-    ql_handle *h = ql_handle_new((PyObject *)self, args[0], cb_args, context,
+    ql_handle *h = ql_handle_new((PyObject *)self, args[0], args + 1, nargs - 1, context,
                                  self->debug);
-    Py_DECREF(cb_args);
     if (h == NULL || ql_ready_push(&self->ready, QL_READY_HANDLE, (PyObject *)h,
                                    NULL, NULL) < 0) {
         Py_XDECREF(h);
@@ -189,14 +171,9 @@ schedule_at(ql_loop *self, const char *method, double when, PyObject *const *arg
         || check_callback(self, args[0], method) < 0) {
         return NULL;
     }
-    PyObject *cb_args = args_tuple(args + 1, nargs - 1);
-    if (cb_args == NULL) {
-        return NULL;
-    }
     ql_timer_handle *t = ql_timer_handle_new((PyObject *)self, when,
                                              ql_timer_deadline(when), args[0],
-                                             cb_args, context, self->debug);
-    Py_DECREF(cb_args);
+                                             args + 1, nargs - 1, context, self->debug);
     if (t == NULL) {
         return NULL;
     }
@@ -367,13 +344,8 @@ loop_make_handle(ql_loop *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_make_handle() needs a callback");
         return NULL;
     }
-    PyObject *cb_args = args_tuple(args + 1, nargs - 1);
-    if (cb_args == NULL) {
-        return NULL;
-    }
-    ql_handle *h = ql_handle_new((PyObject *)self, args[0], cb_args, NULL, self->debug);
-    Py_DECREF(cb_args);
-    return (PyObject *)h;
+    return (PyObject *)ql_handle_new((PyObject *)self, args[0], args + 1, nargs - 1, NULL,
+                                     self->debug);
 }
 
 /* ---- I/O readiness ---------------------------------------------------------- */
@@ -390,13 +362,8 @@ add_io(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
     if (fd < 0 || check_closed(self) < 0 || check_callback(self, args[1], method) < 0) {
         return NULL;
     }
-    PyObject *cb_args = args_tuple(args + 2, nargs - 2);
-    if (cb_args == NULL) {
-        return NULL;
-    }
-    PyObject *old, *h = (PyObject *)ql_handle_new((PyObject *)self, args[1], cb_args,
-                                                  NULL, self->debug);
-    Py_DECREF(cb_args);
+    PyObject *old, *h = (PyObject *)ql_handle_new((PyObject *)self, args[1], args + 2,
+                                                  nargs - 2, NULL, self->debug);
     if (h == NULL) {
         return NULL;
     }

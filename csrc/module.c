@@ -8,6 +8,33 @@
 #include "task.h"
 
 ql_module_state ql_state;
+long ql_fault_countdown;
+
+static PyObject *
+set_fault_countdown(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    ql_fault_countdown = n < 0 ? 0 : n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_fault_countdown(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(ql_fault_countdown);
+}
+
+static PyMethodDef core_methods[] = {
+    {"_set_fault_countdown", set_fault_countdown, METH_O,
+     "Test hook: make the n-th C allocation point from now fail with MemoryError "
+     "(0 disarms)."},
+    {"_fault_countdown", get_fault_countdown, METH_NOARGS,
+     "Test hook: allocation points left before the injected failure (0: disarmed)."},
+    {NULL, NULL, 0, NULL},
+};
 
 static int
 import_attr(const char *module_name, const char *attr, PyObject **out)
@@ -26,6 +53,7 @@ static struct PyModuleDef core_module = {
     .m_name = "quickloop._core",
     .m_doc = "The C core of quickloop: loop, handles, timers, poller.",
     .m_size = -1,
+    .m_methods = core_methods,
 };
 
 PyMODINIT_FUNC

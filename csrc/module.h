@@ -32,4 +32,20 @@ typedef struct {
 
 extern ql_module_state ql_state;
 
+/* Test hook (quickloop._core._set_fault_countdown): when the countdown is
+ * armed, the n-th allocation point reached fails with MemoryError, so tests
+ * can check every such failure leaves the loop usable.  One branch on a
+ * global when unarmed. */
+extern long ql_fault_countdown;
+
+static inline int
+ql_fault_point(void)
+{
+    if (ql_fault_countdown > 0 && --ql_fault_countdown == 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 #endif /* QL_MODULE_H */

@@ -1,6 +1,7 @@
 /* ready.c - the ready queue (see ready.h).  FIFO order is the loop's
  * contract: callbacks run in the order they were scheduled. */
 #include "ready.h"
+#include "module.h"
 
 #define READY_MIN_CAP 64
 
@@ -28,7 +29,7 @@ int
 ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
               PyObject *context)
 {
-    if (q->len == q->cap && ready_grow(q) < 0) {
+    if (ql_fault_point() < 0 || (q->len == q->cap && ready_grow(q) < 0)) {
         return -1;
     }
     ql_ready_entry *e = &q->entries[(q->head + q->len) & (q->cap - 1)];

@@ -808,6 +808,9 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
 PyObject *
 ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *context, int eager)
 {
+    if (ql_fault_point() < 0) {
+        return NULL;
+    }
     PyObject *self = ql_task_type->tp_alloc(ql_task_type, 0);
     if (self == NULL) {
         return NULL;

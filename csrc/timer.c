@@ -1,5 +1,6 @@
 /* timer.c - the timer heap (see timer.h for the invariant). */
 #include "timer.h"
+#include "module.h"
 #include <math.h>
 
 #define HEAP_MIN_CAP 16
@@ -73,6 +74,9 @@ heap_resize(ql_timer_heap *heap, Py_ssize_t cap)
 int
 ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t)
 {
+    if (ql_fault_point() < 0) {
+        return -1;
+    }
     if (heap->len == heap->cap
         && heap_resize(heap, heap->cap ? heap->cap * 2 : HEAP_MIN_CAP) < 0) {
         PyErr_NoMemory();
