@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test build dev bench asan clean venv
+.PHONY: run test build dev bench curves asan clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,16 @@ dev:
 build: $(PY)
 	$(PIP) install .
 
+# The full suite, interleaved across loops; rewrites benchmarks/RESULTS.md,
+# the ratio chart and the JSON. Run on a quiet machine.
 bench: $(PY)
 	$(PIP) install '.[bench]'
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --json benchmarks/results.json --results
+
+# Cost per operation against the number of pending timers and tasks.
+curves: $(PY)
+	$(PIP) install '.[bench]'
+	$(PY) -m benchmarks --curves
 
 # AddressSanitizer + UBSan build, whole suite under it.
 asan: $(PY)

@@ -10,7 +10,9 @@ for every loop alike.
 
 A loop whose workload check fails (or which raises) is FAILED for that
 benchmark: its timings are discarded, it gets no median and no ratio, and it
-is not run again for that benchmark.
+is not run again for that benchmark.  A workload that cannot run here (wrk
+not installed, quickloop missing for the *_direct helpers) is skipped on
+every loop with the reason, and so is a loop that is not importable.
 """
 import asyncio
 import gc
@@ -20,11 +22,14 @@ import statistics
 import sys
 import traceback
 
-from .workloads import WORKLOADS, CheckFailed
+from .base import CheckFailed, SkipWorkload
+from .workloads import WORKLOADS
 
 OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
 BASELINE = "stdlib"
-KNOWN_LOOPS = ("stdlib", "uvloop", "quickloop")
+CORE_LOOPS = ("stdlib", "uvloop", "quickloop")
+OPTIONAL_LOOPS = ("rloop", "rsloop")  # compared too when importable
+KNOWN_LOOPS = CORE_LOOPS + OPTIONAL_LOOPS
 
 
 # ------------------------------------------------------------------ loops
@@ -53,7 +58,40 @@ def resolve_loop(name):
         if factory is None:
             return None, "quickloop has no new_event_loop (extension not built?)"
         return factory, None
+    if name in OPTIONAL_LOOPS:  # rloop, rsloop: module.new_event_loop()
+        try:
+            mod = __import__(name)
+        except ImportError as e:
+            return None, f"not importable ({e})"
+        factory = getattr(mod, "new_event_loop", None)
+        if factory is None:
+            return None, f"{name} has no new_event_loop"
+        return factory, None
     return None, "unknown loop"
+
+
+def default_loops():
+    """The loops compared by default: the core three, plus each optional
+    one that is importable."""
+    return list(CORE_LOOPS) + [n for n in OPTIONAL_LOOPS if resolve_loop(n)[0] is not None]
+
+
+def loop_version(name):
+    """The loop's package version, or None."""
+    if name not in KNOWN_LOOPS:
+        return None
+    if name == "stdlib":
+        return "asyncio " + sys.version.split()[0]
+    try:
+        from importlib import metadata
+
+        return metadata.version(name)
+    except Exception:
+        pass
+    try:
+        return getattr(__import__(name), "__version__", None)
+    except Exception:
+        return None
 
 
 def resolve_loops(names):
@@ -89,13 +127,17 @@ def _dispose(loop):
     asyncio.set_event_loop(None)
 
 
-def run_once(workload, factory, size):
+def run_once(workload, factory, size, loop_name=None):
     """One repetition on a fresh loop: {'ops', 'elapsed', 'extra'}.
-    Raises whatever the workload raised (CheckFailed for a failed check)."""
+    Raises whatever the workload raised (CheckFailed for a failed check,
+    SkipWorkload if it cannot run here)."""
     gc.collect()
     loop = factory()
     try:
-        measured = workload.func(loop, size)
+        if workload.wants_loop_name:
+            measured = workload.func(loop, size, loop_name=loop_name)
+        else:
+            measured = workload.func(loop, size)
         ops, elapsed = measured
         extra = dict(getattr(measured, "extra", {}) or {})
     finally:
@@ -132,8 +174,11 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
     """
     reasons = reasons or {}
     results = {}
+    unavailable = workload.unavailable()
     for name, factory in factories.items():
-        if factory is None:
+        if unavailable:
+            results[name] = {"status": SKIPPED, "error": unavailable, "runs": []}
+        elif factory is None:
             results[name] = {"status": SKIPPED, "error": reasons.get(name, "not available"), "runs": []}
         else:
             results[name] = {"status": OK, "error": None, "runs": []}
@@ -144,7 +189,9 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
             if res["status"] != OK:
                 continue
             try:
-                run = run_once(workload, factory, size)
+                run = run_once(workload, factory, size, loop_name=name)
+            except SkipWorkload as e:
+                res.update(status=SKIPPED, error=str(e), runs=[])
             except CheckFailed as e:
                 res.update(status=FAILED, error=f"check failed: {e}", runs=[])
             except Exception as e:  # a broken loop may raise anything
@@ -172,7 +219,7 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
         m = res["median_ops_per_s"]
         res["ratio_vs_stdlib"] = (m / base) if (m is not None and base) else None
 
-    return {"size": size, "unit": workload.unit, "reps": reps, "loops": results}
+    return {"size": size, "unit": workload.unit, "reps": reps, "loops": results, "skipped": unavailable}
 
 
 def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=None, workloads=None,
@@ -190,7 +237,8 @@ def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=No
         "machine": machine_info(),
         "config": {"reps": reps, "summary": summary, "scale": scale, "loops": list(loop_names),
                    "benchmarks": list(bench_names), "baseline": BASELINE},
-        "loops": {n: {"available": factories[n] is not None, "reason": reasons.get(n)} for n in loop_names},
+        "loops": {n: {"available": factories[n] is not None, "reason": reasons.get(n),
+                      "version": loop_version(n) if factories[n] is not None else None} for n in loop_names},
         "benchmarks": {},
     }
     for name in bench_names:
@@ -215,10 +263,22 @@ def cpu_model():
 
 
 def machine_info():
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    try:
+        load = list(os.getloadavg())
+    except (AttributeError, OSError):
+        load = None
     return {
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
+        "usable_cpus": usable,
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+        "loadavg_at_start": load,
     }

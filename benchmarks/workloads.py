@@ -18,87 +18,11 @@ import asyncio
 import gc
 import random
 import resource
-import time
 
-__all__ = ["CheckFailed", "Measured", "WORKLOADS", "Workload"]
+from . import net
+from .base import CheckFailed, Measured, SkipWorkload, Workload, check, quickloop_missing, run_timed
 
-
-class CheckFailed(AssertionError):
-    """A workload's result is wrong: the loop under test misbehaved."""
-
-
-class Measured(tuple):
-    """``(ops, elapsed)`` plus an ``extra`` dict of workload-specific figures."""
-
-    def __new__(cls, ops, elapsed, extra=None):
-        self = super().__new__(cls, (ops, elapsed))
-        self.extra = dict(extra or {})
-        return self
-
-    @property
-    def ops(self):
-        return self[0]
-
-    @property
-    def elapsed(self):
-        return self[1]
-
-
-class Workload:
-    """Registry entry: the function plus its sizes and unit of work."""
-
-    def __init__(self, name, func, full, summary, unit, doc, title=""):
-        self.name = name
-        self.title = title  # one line for --list
-        self.func = func
-        self.full = full  # size for the full run
-        self.summary = summary  # size for --summary
-        self.unit = unit  # what one "op" is
-        self.doc = doc
-
-    def size(self, summary=False, scale=1.0):
-        base = self.summary if summary else self.full
-        return max(2, int(base * scale))
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def check(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def _run_timed(loop, body):
-    """Run ``await body()`` on ``loop``; return (its result, seconds).
-
-    The clock starts and stops inside the running loop, so creating,
-    starting, stopping and closing the loop are not timed.  Any context
-    that reaches the loop's exception handler fails the workload.
-    """
-    errors = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-
-    async def main():
-        t0 = time.perf_counter()
-        result = await body()
-        t1 = time.perf_counter()
-        return result, t1 - t0
-
-    try:
-        result, elapsed = loop.run_until_complete(main())
-        # Unretrieved task exceptions are only reported when the task dies.
-        gc.collect()
-    finally:
-        loop.set_exception_handler(None)
-    if errors:
-        first = errors[0]
-        raise CheckFailed(
-            f"{len(errors)} error(s) reached the loop's exception handler; first: "
-            f"{first.get('message')!r} {first.get('exception')!r}"
-        )
-    return result, elapsed
-
+__all__ = ["CheckFailed", "Measured", "SkipWorkload", "WORKLOADS", "Workload"]
 
 # -------------------------------------------------------------- workloads
 
@@ -130,7 +54,7 @@ def call_soon(loop, n):
         loop.call_soon(driver, 0)
         await done
 
-    _, elapsed = _run_timed(loop, body)
+    _, elapsed = run_timed(loop, body)
     check(state["runs"] == n, f"{state['runs']} callbacks ran, expected {n}")
     check(state["misordered"] == 0, f"{state['misordered']} callbacks ran out of FIFO order")
     return Measured(n, elapsed)
@@ -178,7 +102,7 @@ def call_later(loop, n):
         await done
         return handles, armed_at
 
-    (handles, armed_at), elapsed = _run_timed(loop, body)
+    (handles, armed_at), elapsed = run_timed(loop, body)
     check(len(fired) == n, f"{len(fired)} timer callbacks ran, expected {n}")
     check(len({i for i, _ in fired}) == n, "some timer callbacks ran twice")
 
@@ -264,7 +188,7 @@ def timer_cancel(loop, n):
         before = _rss_kb("VmRSS")
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    handles, elapsed = _run_timed(loop, body)
+    handles, elapsed = run_timed(loop, body)
     after = _rss_kb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     check(len(handles) == n, f"{len(handles)} handles, expected {n}")
     not_cancelled = sum(1 for h in handles if not h.cancelled())
@@ -308,7 +232,7 @@ def task_spawn_cancel(loop, n):
         results = await asyncio.gather(*tasks, return_exceptions=True)
         return tasks, results, asleep
 
-    (tasks, results, asleep), elapsed = _run_timed(loop, body)
+    (tasks, results, asleep), elapsed = run_timed(loop, body)
     check(asleep == n, f"{asleep} of {n} tasks had started before the cancel")
     check(len(results) == n, f"gather returned {len(results)} results, expected {n}")
     bad = sum(1 for r in results if not isinstance(r, asyncio.CancelledError))
@@ -334,7 +258,7 @@ def sleep0_pingpong(loop, n):
     async def body():
         await asyncio.gather(player("a"), player("b"))
 
-    _, elapsed = _run_timed(loop, body)
+    _, elapsed = run_timed(loop, body)
     check(state["steps"] == 2 * half, f"{state['steps']} steps, expected {2 * half}")
     check(state["repeats"] == 0, f"the tasks failed to alternate {state['repeats']} times")
     return Measured(2 * half, elapsed)
@@ -345,20 +269,69 @@ async def _fast(i):
     return i
 
 
-def wait_for_fast(loop, n):
-    """n sequential `await asyncio.wait_for(fast(i), 10)`, fast() yielding
-    once; checks every result.  Untimed sanity check afterwards: a real
-    timeout still raises TimeoutError."""
+# The three C helpers are measured twice: through the unchanged asyncio API
+# (asyncio.wait_for / timeout / shield, whatever the loop makes of them) and
+# called directly from quickloop (the *_direct workloads).  quickloop's
+# helpers are generic, so the direct variants run on every loop and the
+# ratio table shows each helper's cost against asyncio's on that loop.
+
+
+def _helper(api, name):
+    """asyncio.<name> for api "asyncio", quickloop.<name> for "quickloop".
+    Looked up at call time (tests swap in broken helpers)."""
+    if api == "asyncio":
+        return getattr(asyncio, name)
+    import quickloop
+
+    return getattr(quickloop, name)
+
+
+def _wait_for_fast(loop, n, api):
+    wait_for = _helper(api, "wait_for")
 
     async def body():
         total = 0
         for i in range(n):
-            total += await asyncio.wait_for(_fast(i), 10)
+            total += await wait_for(_fast(i), 10)
         return total
 
-    total, elapsed = _run_timed(loop, body)
+    total, elapsed = run_timed(loop, body)
     check(total == n * (n - 1) // 2, f"sum of results {total}, expected {n * (n - 1) // 2}")
-    _check_times_out(loop, lambda: asyncio.wait_for(asyncio.sleep(10), 0.001))
+    _check_times_out(loop, lambda: wait_for(asyncio.sleep(10), 0.001))
+    return Measured(n, elapsed)
+
+
+def wait_for_fast(loop, n):
+    """n sequential `await asyncio.wait_for(fast(i), 10)`, fast() yielding
+    once; checks every result.  Untimed sanity check afterwards: a real
+    timeout still raises TimeoutError."""
+    return _wait_for_fast(loop, n, "asyncio")
+
+
+def wait_for_fast_direct(loop, n):
+    """wait_for_fast through quickloop.wait_for (3.12 semantics: no extra
+    task) instead of asyncio.wait_for, on whatever loop is under test."""
+    return _wait_for_fast(loop, n, "quickloop")
+
+
+def _timeout_fast(loop, n, api):
+    timeout = _helper(api, "timeout")
+
+    async def body():
+        total = 0
+        for i in range(n):
+            async with timeout(10):
+                total += await _fast(i)
+        return total
+
+    total, elapsed = run_timed(loop, body)
+    check(total == n * (n - 1) // 2, f"sum of results {total}, expected {n * (n - 1) // 2}")
+
+    async def slow():
+        async with timeout(0.001):
+            await asyncio.sleep(10)
+
+    _check_times_out(loop, slow)
     return Measured(n, elapsed)
 
 
@@ -366,58 +339,59 @@ def timeout_fast(loop, n):
     """n sequential `async with asyncio.timeout(10): await fast(i)`; checks
     every result.  Untimed sanity check afterwards: a real timeout still
     raises TimeoutError."""
+    return _timeout_fast(loop, n, "asyncio")
 
-    async def body():
-        total = 0
-        for i in range(n):
-            async with asyncio.timeout(10):
-                total += await _fast(i)
-        return total
 
-    total, elapsed = _run_timed(loop, body)
-    check(total == n * (n - 1) // 2, f"sum of results {total}, expected {n * (n - 1) // 2}")
+def timeout_fast_direct(loop, n):
+    """timeout_fast through quickloop.timeout instead of asyncio.timeout,
+    on whatever loop is under test."""
+    return _timeout_fast(loop, n, "quickloop")
 
-    async def slow():
-        async with asyncio.timeout(0.001):
-            await asyncio.sleep(10)
 
-    _check_times_out(loop, slow)
-    return Measured(n, elapsed)
+TIMEOUT_PROBE_GUARD = 5.0  # seconds before a 1 ms timeout that never fires counts as broken
 
 
 def _check_times_out(loop, make_coro):
+    """Untimed: a 1 ms timeout around a long sleep raises TimeoutError (and
+    soon: a guard cancels the probe after TIMEOUT_PROBE_GUARD seconds)."""
+
     async def probe():
         t0 = loop.time()
+        task = asyncio.ensure_future(make_coro())
+        guard = loop.call_later(TIMEOUT_PROBE_GUARD, task.cancel)
         try:
-            await make_coro()
+            await task
         except TimeoutError:
             return loop.time() - t0
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+            return None  # the guard fired: the timeout never did
+        finally:
+            guard.cancel()
         return None
 
     took = loop.run_until_complete(probe())
     check(took is not None, "a 1 ms timeout around sleep(10) did not raise TimeoutError")
-    check(took < 5, f"a 1 ms timeout took {took:.3f} s to fire")
 
 
-def shield(loop, n):
-    """n sequential `await asyncio.shield(fut)` where fut is resolved by a
-    call_soon callback; checks every result.  Untimed sanity check: a
-    cancelled shield leaves its inner future alone."""
+def _shield(loop, n, api):
+    shield_ = _helper(api, "shield")
 
     async def body():
         total = 0
         for i in range(n):
             fut = loop.create_future()
             loop.call_soon(fut.set_result, i)
-            total += await asyncio.shield(fut)
+            total += await shield_(fut)
         return total
 
-    total, elapsed = _run_timed(loop, body)
+    total, elapsed = run_timed(loop, body)
     check(total == n * (n - 1) // 2, f"sum of results {total}, expected {n * (n - 1) // 2}")
 
     async def probe():
         inner = loop.create_future()
-        outer = asyncio.ensure_future(asyncio.shield(inner))
+        outer = asyncio.ensure_future(shield_(inner))
         await asyncio.sleep(0)
         outer.cancel()
         try:
@@ -425,11 +399,25 @@ def shield(loop, n):
         except asyncio.CancelledError:
             pass
         ok = not inner.cancelled() and not inner.done()
-        inner.set_result(None)
+        if not inner.done():
+            inner.set_result(None)
         return ok
 
     check(loop.run_until_complete(probe()), "cancelling a shield() cancelled its inner future")
     return Measured(n, elapsed)
+
+
+def shield(loop, n):
+    """n sequential `await asyncio.shield(fut)` where fut is resolved by a
+    call_soon callback; checks every result.  Untimed sanity check: a
+    cancelled shield leaves its inner future alone."""
+    return _shield(loop, n, "asyncio")
+
+
+def shield_direct(loop, n):
+    """shield through quickloop.shield instead of asyncio.shield, on
+    whatever loop is under test."""
+    return _shield(loop, n, "quickloop")
 
 
 TASKGROUP_CHILDREN = 100
@@ -468,7 +456,7 @@ def taskgroup_fail(loop, n, k=TASKGROUP_CHILDREN):
                 if len(eg.exceptions) == 1 and eg.exceptions[0].args == (i,):
                     state["caught"] += 1
 
-    _, elapsed = _run_timed(loop, body)
+    _, elapsed = run_timed(loop, body)
     check(state["caught"] == n, f"{state['caught']} of {n} rounds raised the expected ExceptionGroup")
     check(state["cancelled"] == n * k, f"{state['cancelled']} children cancelled, expected {n * k}")
     return Measured(n, elapsed, {"children_per_group": k})
@@ -502,29 +490,123 @@ def queue(loop, n):
         q = asyncio.Queue(maxsize=QUEUE_MAXSIZE)
         await asyncio.gather(producer(q), consumer(q))
 
-    _, elapsed = _run_timed(loop, body)
+    _, elapsed = run_timed(loop, body)
     check(got["count"] == n, f"consumer got {got['count']} items, expected {n}")
     check(got["misordered"] == 0, f"{got['misordered']} items arrived out of order")
     return Measured(n, elapsed)
 
 
-# name, function, full size, --summary size, unit, one-line title.  The
-# summary sizes keep the whole --summary (three loops, three reps) under a
-# minute on a slowish machine.
+TREE_BRANCHES = 6
+TREE_DEPTH = 5  # 6**5 = 7,776 leaves, 9,330 tasks per tree
+
+
+def tree_shape(n, depth=TREE_DEPTH, branches=TREE_BRANCHES):
+    """(depth, trees) for a size of n leaves: full trees of the given depth,
+    as many as fit in n (at least one); a shallower tree if n is smaller
+    than one tree (tiny test sizes)."""
+    while depth > 1 and branches**depth > n:
+        depth -= 1
+    return depth, max(1, n // branches**depth)
+
+
+def _async_tree(loop, n, eager, depth=TREE_DEPTH, branches=TREE_BRANCHES):
+    depth, trees = tree_shape(n, depth, branches)
+    factory = None
+    if eager:
+        import quickloop
+
+        factory = quickloop.eager_task_factory
+        loop.set_task_factory(factory)
+    leaves = [0]
+
+    async def leaf():
+        await asyncio.sleep(0)
+        leaves[0] += 1
+        return 1
+
+    async def recurse(level):
+        if level == 0:
+            return await leaf()
+        results = await asyncio.gather(*[recurse(level - 1) for _ in range(branches)])
+        if len(results) != branches:
+            return -1  # poisons the sum: a gather that lost or invented results
+        return sum(results)
+
+    async def body():
+        return [await recurse(depth) for _ in range(trees)]
+
+    totals, elapsed = run_timed(loop, body)
+    per_tree = branches**depth
+    check(len(totals) == trees, f"{len(totals)} trees completed, expected {trees}")
+    bad = sum(1 for t in totals if t != per_tree)
+    check(bad == 0, f"{bad} of {trees} trees summed to the wrong leaf count (expected {per_tree} each)")
+    check(leaves[0] == trees * per_tree, f"{leaves[0]} leaves ran, expected {trees * per_tree}")
+    if eager:
+        check(loop.get_task_factory() is factory, "the loop dropped the eager task factory")
+    tasks_per_tree = sum(branches**level for level in range(1, depth + 1))  # gather wraps every child
+    return Measured(trees * tasks_per_tree, elapsed, {"depth": depth, "branches": branches, "trees": trees})
+
+
+def async_tree(loop, n):
+    """pyperformance's async_tree shape: a tree of coroutines (branching
+    6, depth 5 unless n is smaller), every level gathering its children,
+    every leaf doing `await asyncio.sleep(0)` and returning 1; n leaves in
+    total, as whole trees run one after another.  Checks every tree sums to
+    its leaf count and every leaf ran.  One op = one task (gather wraps each
+    child coroutine in a task)."""
+    return _async_tree(loop, n, eager=False)
+
+
+def async_tree_eager(loop, n):
+    """async_tree with loop.set_task_factory(quickloop.eager_task_factory)
+    (3.12's eager tasks; asyncio.eager_task_factory does not exist on 3.11,
+    and quickloop's works on any loop, so every loop runs it): each child
+    runs synchronously up to its first real suspension.  Same checks."""
+    return _async_tree(loop, n, eager=True)
+
+
+_QL = {"requires": quickloop_missing}
+_WRK = {"requires": net.wrk_missing, "wants_loop_name": True, "min_size": 1}
+
+# name, function, full size, --summary size, unit, one-line title[, options].
+# The summary sizes keep each --summary workload at a fraction of a second
+# per repetition on the stdlib loop.
 _REGISTRY = [
     ("call_soon", call_soon, 1_000_000, 200_000, "callbacks", "call_soon callbacks, FIFO-checked"),
     ("call_later", call_later, 100_000, 20_000, "timers", "timers with 0-10 ms delays, deadline order checked"),
     ("timer_cancel", timer_cancel, 1_000_000, 200_000, "timers", "call_later(60) armed then cancelled; peak RSS"),
     ("task_spawn_cancel", task_spawn_cancel, 100_000, 20_000, "tasks", "tasks asleep 3600 s, cancelled and gathered"),
     ("sleep0_pingpong", sleep0_pingpong, 200_000, 50_000, "switches", "two tasks alternating on sleep(0)"),
-    ("wait_for_fast", wait_for_fast, 50_000, 10_000, "calls", "wait_for(fast(), 10) that never times out"),
-    ("timeout_fast", timeout_fast, 100_000, 20_000, "calls", "async with timeout(10): await fast()"),
-    ("shield", shield, 100_000, 20_000, "calls", "await shield(fut), fut resolved by call_soon"),
+    ("async_tree", async_tree, 10 * 6**5, 2 * 6**5, "tasks", "pyperformance async_tree: gather tree, sleep(0) leaves"),
+    ("async_tree_eager", async_tree_eager, 10 * 6**5, 2 * 6**5, "tasks",
+     "async_tree with quickloop.eager_task_factory on the loop", _QL),
+    ("wait_for_fast", wait_for_fast, 50_000, 10_000, "calls", "asyncio.wait_for(fast(), 10), never times out"),
+    ("wait_for_fast_direct", wait_for_fast_direct, 50_000, 10_000, "calls",
+     "quickloop.wait_for(fast(), 10), never times out", _QL),
+    ("timeout_fast", timeout_fast, 100_000, 20_000, "calls", "async with asyncio.timeout(10): await fast()"),
+    ("timeout_fast_direct", timeout_fast_direct, 100_000, 20_000, "calls",
+     "async with quickloop.timeout(10): await fast()", _QL),
+    ("shield", shield, 100_000, 20_000, "calls", "await asyncio.shield(fut), fut resolved by call_soon"),
+    ("shield_direct", shield_direct, 100_000, 20_000, "calls", "await quickloop.shield(fut), same", _QL),
     ("taskgroup_fail", taskgroup_fail, 2_000, 400, "groups", "TaskGroup: 100 sleepers + 1 failing child"),
     ("queue", queue, 500_000, 100_000, "items", "producer/consumer through Queue(maxsize=64)"),
+    ("tcp_echo_protocol_1k", net._echo_workload("protocol", 1_000), 100_000, 20_000, "round trips",
+     "loopback echo, Protocol, 1 kB messages, 4 connections"),
+    ("tcp_echo_protocol_10k", net._echo_workload("protocol", 10_000), 50_000, 10_000, "round trips",
+     "loopback echo, Protocol, 10 kB messages, 4 connections"),
+    ("tcp_echo_protocol_100k", net._echo_workload("protocol", 100_000), 10_000, 2_000, "round trips",
+     "loopback echo, Protocol, 100 kB messages, 4 connections"),
+    ("tcp_echo_streams_1k", net._echo_workload("streams", 1_000), 100_000, 20_000, "round trips",
+     "loopback echo, streams, 1 kB messages, 4 connections"),
+    ("tcp_echo_streams_10k", net._echo_workload("streams", 10_000), 50_000, 10_000, "round trips",
+     "loopback echo, streams, 10 kB messages, 4 connections"),
+    ("tcp_echo_streams_100k", net._echo_workload("streams", 100_000), 10_000, 2_000, "round trips",
+     "loopback echo, streams, 100 kB messages, 4 connections"),
+    ("http_wrk", net.http_wrk, 5, 1, "requests", "HTTP/1.1 keep-alive server in a subprocess, wrk -c 50 -t 2 "
+     "for SIZE seconds", _WRK),
 ]
 
 WORKLOADS = {
-    name: Workload(name, func, full, summary, unit, func.__doc__, title)
-    for name, func, full, summary, unit, title in _REGISTRY
+    name: Workload(name, func, full, summary, unit, func.__doc__, title, **(opts[0] if opts else {}))
+    for name, func, full, summary, unit, title, *opts in _REGISTRY
 }

@@ -3,8 +3,12 @@ tiny size on the stdlib loop (and quickloop when importable), and a broken
 loop or a failing check is reported as FAILED, never timed.  No timing
 assertions."""
 import asyncio
+import functools
 import json
+import shutil
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,8 @@ except ImportError:  # pytest run from elsewhere: the suite lives at the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as cli  # noqa: E402
-from benchmarks import runner  # noqa: E402
+from benchmarks import curves, net, report, runner, workloads  # noqa: E402
+from benchmarks.httpserver import HttpProtocol, State  # noqa: E402
 from benchmarks.workloads import WORKLOADS, CheckFailed, Measured, Workload  # noqa: E402
 
 # Small enough to run in well under a second each; call_soon spans more
@@ -31,7 +36,30 @@ TINY = {
     "shield": 100,
     "taskgroup_fail": 3,
     "queue": 500,
+    "async_tree": 36,  # one tree, depth 2
+    "async_tree_eager": 36,
+    "wait_for_fast_direct": 100,
+    "timeout_fast_direct": 100,
+    "shield_direct": 100,
+    "tcp_echo_protocol_1k": 40,
+    "tcp_echo_protocol_10k": 20,
+    "tcp_echo_protocol_100k": 6,
+    "tcp_echo_streams_1k": 40,
+    "tcp_echo_streams_10k": 20,
+    "tcp_echo_streams_100k": 6,
+    "http_wrk": 1,  # seconds of wrk
 }
+
+
+def expected_ops(name, size):
+    if name == "sleep0_pingpong":
+        return size - size % 2
+    if name.startswith("async_tree"):
+        depth, trees = workloads.tree_shape(size)
+        return trees * sum(workloads.TREE_BRANCHES**level for level in range(1, depth + 1))
+    if name == "http_wrk":
+        return None  # whatever wrk managed
+    return size
 
 
 def test_tiny_sizes_cover_every_workload():
@@ -48,9 +76,14 @@ def _factory(kind):
 @pytest.mark.parametrize("kind", ["stdlib", "quickloop"])
 @pytest.mark.parametrize("name", list(WORKLOADS))
 def test_workload_checks_pass(name, kind):
-    run = runner.run_once(WORKLOADS[name], _factory(kind), TINY[name])
-    expected = TINY[name] - TINY[name] % 2 if name == "sleep0_pingpong" else TINY[name]
-    assert run["ops"] == expected
+    workload = WORKLOADS[name]
+    factory = _factory(kind)
+    why = workload.unavailable()
+    if why:
+        pytest.skip(why)
+    run = runner.run_once(workload, factory, TINY[name], loop_name=kind)
+    expected = expected_ops(name, TINY[name])
+    assert run["ops"] == expected if expected is not None else run["ops"] > 0
     assert run["elapsed"] > 0
 
 
@@ -109,8 +142,11 @@ class ReversedTimersLoop(asyncio.SelectorEventLoop):
     def call_later(self, delay, callback, *args, context=None):
         if delay >= 0.015:
             return super().call_later(delay, callback, *args, context=context)
-        real = super().call_later(0.020 - delay, callback, *args, context=context)
-        return _LyingTimer(real, self.time() + delay)
+        # One clock read for both deadlines: with two, a preemption between
+        # them (a loaded machine) could make a timer look early instead.
+        now = self.time()
+        real = self.call_at(now + 0.020 - delay, callback, *args, context=context)
+        return _LyingTimer(real, now + delay)
 
 
 class DuplicatingLoop(asyncio.SelectorEventLoop):
@@ -318,3 +354,512 @@ def test_cli_rejects_unknown_names():
         cli.parse_args(["--bench", "nope"])
     with pytest.raises(SystemExit):
         cli.parse_args(["--loops", "nope"])
+
+
+# ------------------------------------------------- new workloads: broken cases
+
+
+def _quickloop():
+    why = runner.resolve_loop("quickloop")[1]
+    if why:
+        pytest.skip(f"quickloop: {why}")
+    import quickloop
+
+    return quickloop
+
+
+def _both_fail(workload, size, message, kinds=("stdlib", "quickloop")):
+    """The workload FAILS on every available loop with `message` in the error."""
+    factories = {k: runner.resolve_loop(k)[0] for k in kinds}
+    factories = {k: f for k, f in factories.items() if f is not None}
+    result = runner.run_benchmark(workload, factories, reps=2, size=size)
+    for kind, res in result["loops"].items():
+        assert res["status"] == runner.FAILED, (kind, res)
+        assert message in res["error"], (kind, res["error"])
+        assert res["runs"] == [] and res["ratio_vs_stdlib"] is None
+
+
+class CorruptingEchoProtocol(net.EchoServerProtocol):
+    """An echo server that flips one byte of its third chunk."""
+
+    chunks = 0
+
+    def data_received(self, data):
+        self.chunks += 1
+        if self.chunks == 3:
+            data = bytes([data[0] ^ 0x5A]) + data[1:]
+        self.transport.write(data)
+
+
+async def corrupting_stream_handler(reader, writer):
+    chunks = 0
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            break
+        chunks += 1
+        if chunks == 3:
+            data = data[:-1] + bytes([data[-1] ^ 0x5A])
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("size", [1_000, 100_000])
+def test_echo_protocol_corrupting_server_fails(size):
+    w = Workload("echo", functools.partial(net.tcp_echo_protocol, size=size, server_protocol=CorruptingEchoProtocol),
+                 10, 5, "round trips", "")
+    _both_fail(w, 12, "differ from what was sent")
+
+
+@pytest.mark.parametrize("size", [1_000, 100_000])
+def test_echo_streams_corrupting_server_fails(size):
+    w = Workload("echo", functools.partial(net.tcp_echo_streams, size=size, handler=corrupting_stream_handler),
+                 10, 5, "round trips", "")
+    _both_fail(w, 12, "differ from what was sent")
+
+
+class _FlippingProtocol(asyncio.Protocol):
+    """Stands between a transport and its protocol; flips a byte of the
+    seventh chunk its loop delivers (once per loop: flipping both an echo
+    request and its echo would restore the byte)."""
+
+    def __init__(self, inner, loop):
+        self.inner, self.loop = inner, loop
+
+    def connection_made(self, transport):
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc):
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self):
+        self.inner.pause_writing()
+
+    def resume_writing(self):
+        self.inner.resume_writing()
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def data_received(self, data):
+        self.loop.chunks += 1
+        if self.loop.chunks == 7:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        self.inner.data_received(data)
+
+
+class CorruptingTransportLoop(asyncio.SelectorEventLoop):
+    """Its socket transports corrupt one byte of what they receive."""
+
+    chunks = 0
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, **kw):
+        return super()._make_socket_transport(sock, _FlippingProtocol(protocol, self), waiter, **kw)
+
+
+@pytest.mark.parametrize("name", ["tcp_echo_protocol_1k", "tcp_echo_streams_10k"])
+def test_echo_on_corrupting_loop_fails(name):
+    result = runner.run_benchmark(WORKLOADS[name], {"stdlib": runner._stdlib_factory,
+                                                    "broken": CorruptingTransportLoop}, reps=2, size=20)
+    assert result["loops"]["stdlib"]["status"] == runner.OK
+    bad = result["loops"]["broken"]
+    assert bad["status"] == runner.FAILED and "differ from what was sent" in bad["error"]
+
+
+def test_echo_reports_throughput():
+    run = runner.run_once(WORKLOADS["tcp_echo_protocol_10k"], runner._stdlib_factory, 20)
+    assert run["extra"]["mb_per_s"] > 0 and run["extra"]["message_bytes"] == 10_000
+
+
+def _lossy_factory(every=20):
+    """A task factory making every `every`-th task return 0 instead of its result."""
+    n = [0]
+
+    async def lose(coro):
+        await coro
+        return 0
+
+    def factory(loop, coro, **kw):
+        n[0] += 1
+        if n[0] % every == 0:
+            coro = lose(coro)
+        return asyncio.Task(coro, loop=loop, **kw)
+
+    return factory
+
+
+class LossyTaskLoop(asyncio.SelectorEventLoop):
+    def __init__(self):
+        super().__init__()
+        self.set_task_factory(_lossy_factory())
+
+
+def test_async_tree_lossy_loop_fails():
+    result = runner.run_benchmark(WORKLOADS["async_tree"], {"stdlib": runner._stdlib_factory,
+                                                            "broken": LossyTaskLoop}, reps=2, size=216)
+    assert result["loops"]["stdlib"]["status"] == runner.OK
+    bad = result["loops"]["broken"]
+    assert bad["status"] == runner.FAILED and "wrong leaf count" in bad["error"]
+
+
+def test_async_tree_eager_broken_factory_fails(monkeypatch):
+    ql = _quickloop()
+    monkeypatch.setattr(ql, "eager_task_factory", _lossy_factory())
+    _both_fail(WORKLOADS["async_tree_eager"], 216, "wrong leaf count")
+
+
+def test_async_tree_eager_sets_quickloop_factory():
+    ql = _quickloop()
+    seen = []
+
+    class Recording(asyncio.SelectorEventLoop):
+        def set_task_factory(self, factory):
+            seen.append(factory)
+            super().set_task_factory(factory)
+
+    runner.run_once(WORKLOADS["async_tree_eager"], Recording, 36)
+    assert seen == [ql.eager_task_factory]
+
+
+def test_direct_wait_for_wrong_result_fails(monkeypatch):
+    ql = _quickloop()
+    real = ql.wait_for
+
+    async def off_by_one(aw, timeout):
+        r = await real(aw, timeout)
+        return r + 1 if r == 7 else r
+
+    monkeypatch.setattr(ql, "wait_for", off_by_one)
+    _both_fail(WORKLOADS["wait_for_fast_direct"], 20, "sum of results")
+    assert WORKLOADS["wait_for_fast"].func(runner._stdlib_factory(), 20).ops == 20  # asyncio's is untouched
+
+
+def test_direct_timeout_that_never_fires_fails(monkeypatch):
+    ql = _quickloop()
+
+    class Deaf:
+        def __init__(self, delay):
+            pass
+
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(ql, "timeout", Deaf)
+    monkeypatch.setattr(workloads, "TIMEOUT_PROBE_GUARD", 0.2)
+    _both_fail(WORKLOADS["timeout_fast_direct"], 20, "did not raise TimeoutError")
+
+
+def test_direct_shield_that_does_not_shield_fails(monkeypatch):
+    ql = _quickloop()
+    monkeypatch.setattr(ql, "shield", lambda fut: fut)
+    _both_fail(WORKLOADS["shield_direct"], 20, "cancelled its inner future")
+
+
+def test_quickloop_helpers_missing_skips_direct_workloads(monkeypatch):
+    monkeypatch.setitem(sys.modules, "quickloop", None)  # import quickloop raises ImportError
+    result = runner.run_benchmark(WORKLOADS["shield_direct"], {"stdlib": runner._stdlib_factory}, 1, 10)
+    assert result["skipped"].startswith("quickloop not importable")
+    assert result["loops"]["stdlib"]["status"] == runner.SKIPPED
+    assert runner.run_benchmark(WORKLOADS["shield"], {"stdlib": runner._stdlib_factory}, 1, 10)["skipped"] is None
+
+
+# ------------------------------------------------------------------ http_wrk
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason=net.WRK_MISSING)
+
+BROKEN_HTTP_SERVER = textwrap.dedent('''
+    """A keep-alive HTTP server that answers 'Hellx' to every EVERY-th request."""
+    import asyncio, socket, sys
+
+    fd, every = int(sys.argv[1]), int(sys.argv[2])
+    GOOD = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 5\\r\\n\\r\\nHello"
+    BAD = GOOD[:-1] + b"x"
+    count = 0
+
+    class P(asyncio.Protocol):
+        def connection_made(self, t):
+            self.t, self.buf = t, b""
+
+        def data_received(self, data):
+            global count
+            self.buf += data
+            while b"\\r\\n\\r\\n" in self.buf:
+                head, self.buf = self.buf.split(b"\\r\\n\\r\\n", 1)
+                if b"__benchmark_stop__" in head:
+                    body = b"served %d" % count
+                    self.t.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s"
+                                 % (len(body), body))
+                    self.t.close()
+                    stop.set_result(None)
+                    return
+                count += 1
+                self.t.write(BAD if count % every == 0 else GOOD)
+                if b"connection: close" in head.lower():
+                    self.t.close()
+                    return
+
+    async def main():
+        global stop
+        stop = asyncio.get_running_loop().create_future()
+        server = await asyncio.get_running_loop().create_server(P, sock=socket.socket(fileno=fd))
+        await stop
+        server.close()
+
+    asyncio.run(main())
+''')
+
+
+def _broken_http(tmp_path, every):
+    script = tmp_path / "broken_server.py"
+    script.write_text(BROKEN_HTTP_SERVER)
+    argv = lambda name, fd: [sys.executable, str(script), str(fd), str(every)]  # noqa: E731
+    func = functools.partial(net.http_wrk, server_argv=argv, connections=4, threads=1)
+    return Workload("http_wrk", func, 1, 1, "requests", "", wants_loop_name=True, min_size=1)
+
+
+@needs_wrk
+@pytest.mark.parametrize("every, message", [(1, "plain GET before"), (50, "wrong status or body")])
+def test_http_wrk_broken_server_fails(tmp_path, every, message):
+    result = runner.run_benchmark(_broken_http(tmp_path, every), {"stdlib": runner._stdlib_factory}, reps=1, size=1)
+    res = result["loops"]["stdlib"]
+    assert res["status"] == runner.FAILED and message in res["error"], res
+
+
+@needs_wrk
+def test_http_wrk_unknown_loop_fails():
+    result = runner.run_benchmark(WORKLOADS["http_wrk"], {"noloop": runner._stdlib_factory}, reps=1, size=1)
+    res = result["loops"]["noloop"]
+    assert res["status"] == runner.FAILED and "plain GET before" in res["error"] and "unknown loop" in res["error"]
+
+
+def test_http_wrk_skipped_without_wrk(monkeypatch, capsys):
+    monkeypatch.setattr(net.shutil, "which", lambda name: None)
+    result = runner.run_benchmark(WORKLOADS["http_wrk"], {"stdlib": runner._stdlib_factory}, reps=1, size=1)
+    assert result["skipped"] == net.WRK_MISSING == "wrk not installed: apt-get install wrk"
+    assert result["loops"]["stdlib"]["status"] == runner.SKIPPED
+    rc = cli.main(["--loops", "stdlib", "--bench", "http_wrk", "--summary", "--reps", "1", "-q"])
+    assert rc == 0
+    assert "http_wrk: skipped: wrk not installed: apt-get install wrk" in capsys.readouterr().out
+
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:4242/
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   825.33us  190.20us   3.94ms   83.64%
+    Req/Sec    30.14k     1.69k   32.62k    75.00%
+  60015 requests in 1.00s, 3.95MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:  59981.29
+Transfer/sec:      3.95MB
+BENCHMARK_CHECK good=60012 bad=3
+"""
+
+
+def test_parse_wrk():
+    stats = net.parse_wrk(WRK_OUTPUT)
+    assert stats["requests"] == 60015 and stats["rps"] == 59981.29
+    assert abs(stats["latency_ms"] - 0.82533) < 1e-9
+    assert stats["socket_errors"] == {"connect": 0, "read": 2, "write": 0, "timeout": 1}
+    assert stats["non_2xx"] == 3 and stats["good"] == 60012 and stats["bad"] == 3
+
+
+class _FakeTransport:
+    def __init__(self):
+        self.out, self.closed = [], False
+
+    def write(self, data):
+        self.out.append(data)
+
+    def close(self):
+        self.closed = True
+
+
+def test_http_server_protocol_pipelining_and_close():
+    loop = asyncio.new_event_loop()
+    try:
+        state = State(loop.create_future())
+        p, t = HttpProtocol(state), _FakeTransport()
+        p.connection_made(t)
+        req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        p.data_received(req + req[:10])  # one and a bit
+        p.data_received(req[10:] + req)
+        assert b"".join(t.out) == net.HTTP_RESPONSE * 3 and not t.closed
+        p.data_received(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n")
+        assert b"".join(t.out) == net.HTTP_RESPONSE * 4 and t.closed and state.served == 4
+        p2, t2 = HttpProtocol(state), _FakeTransport()
+        p2.connection_made(t2)
+        p2.data_received(b"POST / HTTP/1.1\r\n\r\n")
+        assert t2.closed and b"400 Bad Request" in b"".join(t2.out)
+        p3, t3 = HttpProtocol(state), _FakeTransport()
+        p3.connection_made(t3)
+        p3.data_received(b"GET " + net.HTTP_STOP_PATH.encode() + b" HTTP/1.1\r\n\r\n")
+        assert b"served 4" in b"".join(t3.out) and t3.closed and state.stop.done()
+    finally:
+        loop.close()
+
+
+def test_http_server_by_hand_on_quickloop():
+    """The server module on its own, in a subprocess on quickloop: answers,
+    then stops on the stop path and reports the count."""
+    _quickloop()
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    proc = subprocess.Popen(net.server_command("quickloop", listener.fileno()), pass_fds=[listener.fileno()],
+                            stdout=subprocess.PIPE, env=net._child_env())
+    listener.close()
+    try:
+        assert net.http_get(port, requests=3) == [net.HTTP_RESPONSE] * 3
+        (stop,) = net.http_get(port, net.HTTP_STOP_PATH)
+        assert stop.endswith(b"served 3")
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and b"served 3" in out
+
+
+# --------------------------------------------------------------------- loops
+
+
+def test_default_loops_core_plus_importable_optional():
+    loops = runner.default_loops()
+    assert loops[:3] == ["stdlib", "uvloop", "quickloop"]
+    for name in runner.OPTIONAL_LOOPS:
+        assert (name in loops) == (runner.resolve_loop(name)[0] is not None)
+    assert cli.parse_args([]).loops == loops
+
+
+def test_optional_loop_missing_is_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rsloop", None)
+    factory, reason = runner.resolve_loop("rsloop")
+    assert factory is None and "not importable" in reason
+
+
+# -------------------------------------------------------------------- curves
+
+
+class ShortTimersLoop(asyncio.SelectorEventLoop):
+    """Every timer fires within a millisecond, whatever its delay."""
+
+    def call_later(self, delay, callback, *args, context=None):
+        return super().call_later(min(delay, 0.001), callback, *args, context=context)
+
+
+def _tiny_curves(monkeypatch):
+    monkeypatch.setattr(curves, "OPS", {k: (300, 300) for k in curves.OPS})
+    monkeypatch.setattr(curves, "BATCH", 100)
+
+
+def test_curves_tiny_run(monkeypatch):
+    _tiny_curves(monkeypatch)
+    factories = {"stdlib": runner._stdlib_factory, "broken": ShortTimersLoop}
+    if runner.resolve_loop("quickloop")[0]:
+        factories["quickloop"] = runner.resolve_loop("quickloop")[0]
+    rep = curves.run_curves(list(factories), reps=1, max_count=100, factories=factories)
+    for kind in ("timers", "tasks"):
+        assert rep[kind]["counts"] == [10, 100]
+        for name in factories:
+            res = rep[kind]["loops"][name]
+            if name == "broken":
+                assert res["status"] == "FAILED", res
+                continue
+            assert res["status"] == "ok", res
+            for key in curves.METRICS[kind]:
+                assert all(v > 0 for v in res[key + "_ns"])
+    assert "fired" in rep["timers"]["loops"]["broken"]["error"]
+    assert "finished early" in rep["tasks"]["loops"]["broken"]["error"]
+    text = curves.format_curves(rep)
+    assert "ns/op" in text and "broken: FAILED" in text
+
+
+def test_cli_curves_writes_json_and_png(tmp_path, monkeypatch, capsys):
+    _tiny_curves(monkeypatch)
+    j, png = tmp_path / "c.json", tmp_path / "c.png"
+    rc = cli.main(["--curves", "--loops", "stdlib", "--reps", "1", "--curves-max", "10", "--json", str(j),
+                   "--chart", str(png), "-q"])
+    assert rc == 0
+    data = json.loads(j.read_text())
+    assert data["timers"]["counts"] == [10] and data["tasks"]["counts"] == [10]
+    assert data["timers"]["loops"]["stdlib"]["arm_cancel_ns"][0] > 0 and "command" in data
+    _check_png(png, capsys)
+
+
+def _check_png(path, capsys):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not path.exists()
+        assert "matplotlib not installed" in capsys.readouterr().err
+    else:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------- chart and RESULTS.md
+
+
+def _fake_uvloop(monkeypatch):
+    real = runner.resolve_loop
+    monkeypatch.setattr(runner, "resolve_loop", lambda name: (runner._stdlib_factory, None) if name == "uvloop"
+                        else real(name))
+
+
+def test_cli_chart_and_results(tmp_path, monkeypatch, capsys):
+    _fake_uvloop(monkeypatch)
+    _quickloop()
+    results = tmp_path / "RESULTS.md"
+    curves_json = tmp_path / "curves.json"
+    monkeypatch.setattr(report, "DEFAULT_CURVES_JSON", str(curves_json))
+    monkeypatch.setattr(report, "DEFAULT_CURVES_PNG", str(tmp_path / "curves.png"))
+    rc = cli.main(["--loops", "stdlib,uvloop,quickloop", "--bench", "call_soon,shield_direct", "--reps", "1",
+                   "--scale", "0.001", "--results", str(results), "-q"])
+    assert rc == 0
+    _check_png(tmp_path / "ratios.png", capsys)
+    text = results.read_text()
+    for needle in ("## Machine", "CPU:", "logical CPUs", "Kernel:", "Python:", "## Command",
+                   "--results", "| `call_soon` |", "stdlib ops/s", "quickloop / stdlib", "quickloop / uvloop",
+                   "## Charts"):
+        assert needle in text, needle
+    if (tmp_path / "ratios.png").exists():
+        assert "](ratios.png)" in text
+    assert "not drawn yet" in text  # no curves.png next to it
+
+
+def test_results_include_extras_and_curves(tmp_path, monkeypatch):
+    _tiny_curves(monkeypatch)
+    rep = runner.run_all(["call_later", "timer_cancel"], ["stdlib"], 1, scale=0.001)
+    rep["command"] = "python -m benchmarks --results"
+    cj = tmp_path / "curves.json"
+    cr = curves.run_curves(["stdlib"], reps=1, max_count=10)
+    curves.write_json(cr, str(cj))
+    (tmp_path / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text = report.render_results(rep, str(tmp_path / "RESULTS.md"), None, str(cj), str(tmp_path / "curves.png"))
+    assert "mean timer lateness, ms" in text and "peak RSS growth, MiB" in text
+    assert "](curves.png)" in text and "arm + cancel one call_later(3600) (ns/op)" in text
+
+
+def test_chart_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rep = runner.run_all(["call_soon"], ["stdlib"], 1, scale=0.001)
+    assert report.draw_chart(rep, str(tmp_path / "x.png")) is None
+    assert "matplotlib not installed" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_rejects_results_with_curves():
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--curves", "--results"])
+
+
+def test_list_marks_unavailable(monkeypatch, capsys):
+    monkeypatch.setattr(net.shutil, "which", lambda name: None)
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "http_wrk" in out and "skipped here: wrk not installed" in out and "tcp_echo_streams_100k" in out
