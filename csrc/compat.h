@@ -82,4 +82,53 @@ ql_getattr_optional(PyObject *obj, PyObject *name, PyObject **result)
 #endif
 }
 
+/* Vectorcall argument parsing for the hot methods: name the keyword
+ * arguments (kwlist, NULL-ended; the first npos may also be positional) and
+ * get borrowed values, NULL where not given. -1 with TypeError otherwise. */
+static inline int
+ql_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *kwlist, Py_ssize_t npos, Py_ssize_t nrequired,
+              PyObject **out)
+{
+    Py_ssize_t n = 0;
+    while (kwlist[n] != NULL) {
+        out[n++] = NULL;
+    }
+    if (nargs > npos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %zd positional arguments (%zd given)",
+                     fname, npos, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t i = 0;
+        while (i < n && PyUnicode_CompareWithASCIIString(key, kwlist[i]) != 0) {
+            i++;
+        }
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                         fname, key);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'",
+                         fname, kwlist[i]);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (Py_ssize_t i = 0; i < nrequired; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'",
+                         fname, kwlist[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 #endif /* QL_COMPAT_H */

@@ -19,13 +19,9 @@ static int
 call_soon_generic(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context)
 {
     PyObject *args[4] = {loop, fn, fut, context};
-    PyObject *name = PyUnicode_FromString("call_soon");
-    if (name == NULL) {
-        return -1;
-    }
-    PyObject *res = PyObject_VectorcallMethod(name, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+    PyObject *res = PyObject_VectorcallMethod(ql_state.str_call_soon, args,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                               ql_state.kwnames_context);
-    Py_DECREF(name);
     if (res == NULL) {
         return -1;
     }
@@ -477,44 +473,12 @@ static PyObject *
 fut_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames)
 {
-    static const char *const kwlist[] = {"", "context", NULL};
-    PyObject *fn = NULL, *context = NULL;
+    static const char *const kwlist[] = {"fn", "context", NULL};
+    PyObject *parsed[2];
     ql_fut *f = fut_ready(self);
-    if (f == NULL) {
-        return NULL;
-    }
-    if (kwnames == NULL && nargs == 1) {
-        fn = args[0];
-    }
-    else {
-        PyObject *argtuple = PyTuple_New(nargs), *kwargs = NULL;
-        if (argtuple == NULL) {
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i < nargs; i++) {
-            PyTuple_SET_ITEM(argtuple, i, Py_NewRef(args[i]));
-        }
-        if (kwnames != NULL) {
-            kwargs = PyDict_New();
-            for (Py_ssize_t i = 0; kwargs && i < PyTuple_GET_SIZE(kwnames); i++) {
-                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
-                    Py_CLEAR(kwargs);
-                }
-            }
-            if (kwargs == NULL) {
-                Py_DECREF(argtuple);
-                return NULL;
-            }
-        }
-        int ok = PyArg_ParseTupleAndKeywords(argtuple, kwargs, "O|$O:add_done_callback",
-                                             (char **)kwlist, &fn, &context);
-        Py_DECREF(argtuple);
-        Py_XDECREF(kwargs);
-        if (!ok) {
-            return NULL;
-        }
-    }
-    if (ql_fut_add_callback(self, f, fn, context) < 0) {
+    if (f == NULL
+        || ql_parse_args("add_done_callback", args, nargs, kwnames, kwlist, 1, 1, parsed) < 0
+        || ql_fut_add_callback(self, f, parsed[0], parsed[1]) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -603,18 +567,18 @@ fut_set_exception(PyObject *self, PyObject *exc)
 }
 
 static PyObject *
-fut_cancel(PyObject *self, PyObject *args, PyObject *kwds)
+fut_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"msg", NULL};
-    PyObject *msg = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:cancel", kwlist, &msg)) {
+    static const char *const kwlist[] = {"msg", NULL};
+    PyObject *msg;
+    if (ql_parse_args("cancel", args, nargs, kwnames, kwlist, 1, 0, &msg) < 0) {
         return NULL;
     }
     ql_fut *f = fut_ready(self);
     if (f == NULL) {
         return NULL;
     }
-    int rc = ql_fut_cancel(self, f, msg);
+    int rc = ql_fut_cancel(self, f, msg ? msg : Py_None);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
@@ -776,7 +740,7 @@ PyGetSetDef ql_fut_common_getset[] = {
 static PyMethodDef future_own_methods[] = {
     {"set_result", fut_set_result, METH_O, "Mark the future done with a result."},
     {"set_exception", fut_set_exception, METH_O, "Mark the future done with an exception."},
-    {"cancel", (PyCFunction)(void (*)(void))fut_cancel, METH_VARARGS | METH_KEYWORDS,
+    {"cancel", (PyCFunction)(void (*)(void))fut_cancel, METH_FASTCALL | METH_KEYWORDS,
      "cancel(msg=None): cancel the future and schedule its callbacks."},
     {NULL, NULL, 0, NULL},
 };

@@ -58,11 +58,16 @@ ql_future_check_exact(PyObject *op)
     return Py_IS_TYPE(op, ql_future_type) || Py_IS_TYPE(op, ql_task_type);
 }
 
-/* The quickloop state of a quickloop Future or Task. */
+/* The quickloop state of a quickloop Future or Task (exact types first: a
+ * subtype check walks the MRO). */
 static inline ql_fut *
 ql_fut_of(PyObject *op)
 {
-    return (ql_fut *)((char *)op + (ql_task_check(op) ? ql_task_offset : ql_future_offset));
+    PyTypeObject *tp = Py_TYPE(op);
+    Py_ssize_t offset = tp == ql_future_type ? ql_future_offset
+                        : tp == ql_task_type ? ql_task_offset
+                        : ql_task_check(op) ? ql_task_offset : ql_future_offset;
+    return (ql_fut *)((char *)op + offset);
 }
 
 /* A new pending Future bound to loop (loop.create_future). */

@@ -240,15 +240,17 @@ loop_create_future(ql_loop *self, PyObject *Py_UNUSED(ignored))
 /* create_task(coro, *, name=None, context=None): a quickloop.Task, or the
  * task factory's product (made by the Python side, a cold path). */
 static PyObject *
-loop_create_task(ql_loop *self, PyObject *args, PyObject *kwds)
+loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"coro", "name", "context", NULL};
-    PyObject *coro, *name = Py_None, *context = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO:create_task", kwlist,
-                                     &coro, &name, &context)
+    static const char *const kwlist[] = {"coro", "name", "context", NULL};
+    PyObject *parsed[3];
+    if (ql_parse_args("create_task", args, nargs, kwnames, kwlist, 1, 1, parsed) < 0
         || check_closed(self) < 0) {
         return NULL;
     }
+    PyObject *coro = parsed[0];
+    PyObject *name = parsed[1] ? parsed[1] : Py_None;
+    PyObject *context = parsed[2] ? parsed[2] : Py_None;
     if (self->task_factory == NULL || self->task_factory == ql_state.eager_task_factory) {
         return ql_task_new((PyObject *)self, coro, name, context,
                            self->task_factory != NULL);
@@ -871,7 +873,7 @@ static PyMethodDef loop_methods[] = {
     {"time", (PyCFunction)loop_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
      "A new quickloop.Future bound to this loop."},
-    {"create_task", (PyCFunction)(void (*)(void))loop_create_task, METH_VARARGS | METH_KEYWORDS,
+    {"create_task", FASTCALL_KW(loop_create_task),
      "create_task(coro, *, name=None, context=None) -> Task"},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},

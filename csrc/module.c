@@ -89,10 +89,21 @@ PyInit__core(void)
                         "quickloop needs asyncio's C Future and Task (_asyncio)");
         return NULL;
     }
-    ql_state.str_context = PyUnicode_InternFromString("context");
-    ql_state.str_msg = PyUnicode_InternFromString("msg");
-    if (ql_state.str_context == NULL || ql_state.str_msg == NULL) {
-        return NULL;
+    struct { PyObject **slot; const char *name; } names[] = {
+        {&ql_state.str_context, "context"},
+        {&ql_state.str_msg, "msg"},
+        {&ql_state.str_call_soon, "call_soon"},
+        {&ql_state.str_cancel, "cancel"},
+        {&ql_state.str_get_loop, "get_loop"},
+        {&ql_state.str_add_done_callback, "add_done_callback"},
+        {&ql_state.str_asyncio_future_blocking, "_asyncio_future_blocking"},
+        {&ql_state.str_throw, "throw"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].name);
+        if (*names[i].slot == NULL) {
+            return NULL;
+        }
     }
     ql_state.kwnames_context = PyTuple_Pack(1, ql_state.str_context);
     ql_state.kwnames_msg = PyTuple_Pack(1, ql_state.str_msg);

@@ -24,7 +24,13 @@ typedef struct {
     PyObject *eager_task_factory;       /* quickloop's own, for create_task's fast path */
     PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
     PyObject *asyncio_task;             /* asyncio.Task (the C base type) */
-    PyObject *str_context;              /* "context" */
+    PyObject *str_context;              /* "context": interned names, for */
+    PyObject *str_call_soon;            /* method calls that need no hashing */
+    PyObject *str_cancel;
+    PyObject *str_get_loop;
+    PyObject *str_add_done_callback;
+    PyObject *str_asyncio_future_blocking;
+    PyObject *str_throw;
     PyObject *str_msg;                  /* "msg" */
     PyObject *kwnames_context;          /* ("context",) */
     PyObject *kwnames_msg;              /* ("msg",) */

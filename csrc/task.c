@@ -178,11 +178,9 @@ schedule_step(PyObject *task, ql_task *t, PyObject *exc)
         return -1;
     }
     PyObject *args[3] = {t->fut.loop, step, t->context};
-    PyObject *name = PyUnicode_FromString("call_soon");
-    PyObject *res = name == NULL ? NULL
-        : PyObject_VectorcallMethod(name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    ql_state.kwnames_context);
-    Py_XDECREF(name);
+    PyObject *res = PyObject_VectorcallMethod(ql_state.str_call_soon, args,
+                                              2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                              ql_state.kwnames_context);
     Py_DECREF(step);
     if (res == NULL) {
         return -1;
@@ -265,11 +263,9 @@ cancel_future(PyObject *fut, PyObject *msg)
         return ql_fut_cancel(fut, ql_fut_of(fut), msg);
     }
     PyObject *args[2] = {fut, msg ? msg : Py_None};
-    PyObject *name = PyUnicode_FromString("cancel");
-    PyObject *res = name == NULL ? NULL
-        : PyObject_VectorcallMethod(name, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    ql_state.kwnames_msg);
-    Py_XDECREF(name);
+    PyObject *res = PyObject_VectorcallMethod(ql_state.str_cancel, args,
+                                              1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                              ql_state.kwnames_msg);
     if (res == NULL) {
         return -1;
     }
@@ -292,12 +288,7 @@ static PyObject *
 future_loop(PyObject *fut)
 {
     PyObject *get_loop;
-    PyObject *name = PyUnicode_FromString("get_loop");
-    if (name == NULL) {
-        return NULL;
-    }
-    int found = ql_getattr_optional(fut, name, &get_loop);
-    Py_DECREF(name);
+    int found = ql_getattr_optional(fut, ql_state.str_get_loop, &get_loop);
     if (found < 0) {
         return NULL;
     }
@@ -329,11 +320,9 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
             return -1;
         }
         PyObject *args[3] = {fut, wakeup, t->context};
-        PyObject *name = PyUnicode_FromString("add_done_callback");
-        PyObject *res = name == NULL ? NULL
-            : PyObject_VectorcallMethod(name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                        ql_state.kwnames_context);
-        Py_XDECREF(name);
+        PyObject *res = PyObject_VectorcallMethod(ql_state.str_add_done_callback, args,
+                                                  2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                  ql_state.kwnames_context);
         if (res == NULL) {
             return -1;
         }
@@ -381,12 +370,7 @@ handle_yield(PyObject *task, ql_task *t, PyObject *result)
     }
 
     PyObject *blocking;
-    PyObject *name = PyUnicode_FromString("_asyncio_future_blocking");
-    if (name == NULL) {
-        return -1;
-    }
-    int found = ql_getattr_optional(result, name, &blocking);
-    Py_DECREF(name);
+    int found = ql_getattr_optional(result, ql_state.str_asyncio_future_blocking, &blocking);
     if (found < 0) {
         return -1;
     }
@@ -434,7 +418,7 @@ handle_yield(PyObject *task, ql_task *t, PyObject *result)
 static PySendResult
 coro_throw(PyObject *coro, PyObject *exc, PyObject **result)
 {
-    *result = PyObject_CallMethod(coro, "throw", "O", exc);
+    *result = PyObject_CallMethodOneArg(coro, ql_state.str_throw, exc);
     if (*result != NULL) {
         return PYGEN_NEXT;
     }
@@ -838,14 +822,14 @@ task_tp_init(PyObject *self, PyObject *args, PyObject *kwds)
 /* ---- Python methods ------------------------------------------------------------------ */
 
 static PyObject *
-task_py_cancel(PyObject *self, PyObject *args, PyObject *kwds)
+task_py_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"msg", NULL};
-    PyObject *msg = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:cancel", kwlist, &msg)) {
+    static const char *const kwlist[] = {"msg", NULL};
+    PyObject *msg;
+    if (ql_parse_args("cancel", args, nargs, kwnames, kwlist, 1, 0, &msg) < 0) {
         return NULL;
     }
-    int rc = task_cancel(self, ql_task_of(self), msg);
+    int rc = task_cancel(self, ql_task_of(self), msg ? msg : Py_None);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
@@ -984,7 +968,7 @@ task_set_log_destroy_pending(PyObject *self, PyObject *value, void *Py_UNUSED(c)
 }
 
 static PyMethodDef task_own_methods[] = {
-    {"cancel", (PyCFunction)(void (*)(void))task_py_cancel, METH_VARARGS | METH_KEYWORDS,
+    {"cancel", (PyCFunction)(void (*)(void))task_py_cancel, METH_FASTCALL | METH_KEYWORDS,
      "cancel(msg=None): request that the task be cancelled."},
     {"cancelling", task_cancelling, METH_NOARGS, "The number of pending cancel requests."},
     {"uncancel", task_uncancel, METH_NOARGS, "Decrement the cancel request count."},
