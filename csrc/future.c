@@ -35,6 +35,14 @@ static int
 schedule_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context)
 {
     int rc;
+    if (context == NULL) {      /* fn is a waiting quickloop task */
+        rc = ql_loop_queue(loop, QL_READY_WAKEUP, fn, fut, NULL);
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+        PyObject *wakeup = ql_task_wakeup_callable(fn);
+        return wakeup ? call_soon_generic(loop, wakeup, fut, ql_task_of(fn)->context) : -1;
+    }
     if (ql_task_wakeup_check(fn)) {
         rc = ql_loop_queue(loop, QL_READY_WAKEUP, ql_task_wakeup_task(fn), fut, NULL);
     }
@@ -62,14 +70,14 @@ schedule_callbacks(PyObject *self, ql_fut *f)
     if (cb0.fn != NULL) {
         rc = schedule_callback(f->loop, cb0.fn, self, cb0.context);
         Py_DECREF(cb0.fn);
-        Py_DECREF(cb0.context);
+        Py_XDECREF(cb0.context);
     }
     for (Py_ssize_t i = 0; i < ncbs; i++) {
         if (rc == 0) {
             rc = schedule_callback(f->loop, cbs[i].fn, self, cbs[i].context);
         }
         Py_DECREF(cbs[i].fn);
-        Py_DECREF(cbs[i].context);
+        Py_XDECREF(cbs[i].context);
     }
     PyMem_Free(cbs);
     return rc;
@@ -100,6 +108,37 @@ ql_fut_run_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *conte
     return rc;
 }
 
+/* Append fn to the pending future's callbacks; steals context (may be NULL:
+ * fn is a waiting task). */
+static int
+append_callback(ql_fut *f, PyObject *fn, PyObject *context)
+{
+    if (ql_fault_point() < 0) {
+        Py_XDECREF(context);
+        return -1;
+    }
+    if (f->cb0.fn == NULL && f->ncbs == 0) {
+        f->cb0.fn = Py_NewRef(fn);
+        f->cb0.context = context;
+        return 0;
+    }
+    if (f->ncbs == f->cbs_cap) {
+        Py_ssize_t cap = f->cbs_cap ? f->cbs_cap * 2 : 4;
+        ql_fut_callback *cbs = PyMem_Realloc(f->cbs, cap * sizeof(*cbs));
+        if (cbs == NULL) {
+            Py_XDECREF(context);
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->cbs = cbs;
+        f->cbs_cap = cap;
+    }
+    f->cbs[f->ncbs].fn = Py_NewRef(fn);
+    f->cbs[f->ncbs].context = context;
+    f->ncbs++;
+    return 0;
+}
+
 int
 ql_fut_add_callback(PyObject *self, ql_fut *f, PyObject *fn, PyObject *context)
 {
@@ -118,29 +157,34 @@ ql_fut_add_callback(PyObject *self, ql_fut *f, PyObject *fn, PyObject *context)
         Py_DECREF(ctx);
         return rc;
     }
-    if (ql_fault_point() < 0) {
-        Py_DECREF(ctx);
-        return -1;
+    return append_callback(f, fn, ctx);
+}
+
+int
+ql_fut_add_wakeup(PyObject *self, ql_fut *f, PyObject *task)
+{
+    if (f->state != QL_PENDING) {
+        return schedule_callback(f->loop, task, self, NULL);
     }
-    if (f->cb0.fn == NULL && f->ncbs == 0) {
-        f->cb0.fn = Py_NewRef(fn);
-        f->cb0.context = ctx;
+    return append_callback(f, task, NULL);
+}
+
+/* A callback as Python sees it: a waiting task shows as its wake-up
+ * callable in its own context (new references). */
+static int
+callback_view(ql_fut_callback *cb, PyObject **fn, PyObject **context)
+{
+    if (cb->context != NULL) {
+        *fn = Py_NewRef(cb->fn);
+        *context = Py_NewRef(cb->context);
         return 0;
     }
-    if (f->ncbs == f->cbs_cap) {
-        Py_ssize_t cap = f->cbs_cap ? f->cbs_cap * 2 : 4;
-        ql_fut_callback *cbs = PyMem_Realloc(f->cbs, cap * sizeof(*cbs));
-        if (cbs == NULL) {
-            Py_DECREF(ctx);
-            PyErr_NoMemory();
-            return -1;
-        }
-        f->cbs = cbs;
-        f->cbs_cap = cap;
+    PyObject *wakeup = ql_task_wakeup_callable(cb->fn);
+    if (wakeup == NULL) {
+        return -1;
     }
-    f->cbs[f->ncbs].fn = Py_NewRef(fn);
-    f->cbs[f->ncbs].context = ctx;
-    f->ncbs++;
+    *fn = Py_NewRef(wakeup);
+    *context = Py_NewRef(ql_task_of(cb->fn)->context);
     return 0;
 }
 
@@ -367,14 +411,14 @@ ql_fut_clear(ql_fut *f)
     Py_CLEAR(f->cancelled_exc);
     Py_CLEAR(f->source_traceback);
     Py_CLEAR(f->cb0.fn);
-    Py_CLEAR(f->cb0.context);
+    Py_CLEAR(f->cb0.context);   /* NULL for a waiting task */
     ql_fut_callback *cbs = f->cbs;
     Py_ssize_t ncbs = f->ncbs;
     f->cbs = NULL;
     f->ncbs = f->cbs_cap = 0;
     for (Py_ssize_t i = 0; i < ncbs; i++) {
         Py_DECREF(cbs[i].fn);
-        Py_DECREF(cbs[i].context);
+        Py_XDECREF(cbs[i].context);
     }
     PyMem_Free(cbs);
 }
@@ -512,7 +556,8 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     Py_ssize_t removed = 0, kept = 0;
     int error = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int eq = error ? 0 : PyObject_RichCompareBool(all[i].fn, fn, Py_EQ);
+        PyObject *seen = all[i].context ? all[i].fn : ql_task_wakeup_callable(all[i].fn);
+        int eq = error || seen == NULL ? -1 : PyObject_RichCompareBool(seen, fn, Py_EQ);
         if (eq < 0) {
             error = 1;
             eq = 0;
@@ -520,7 +565,7 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
         if (eq) {
             removed++;
             Py_DECREF(all[i].fn);
-            Py_DECREF(all[i].context);
+            Py_XDECREF(all[i].context);
         }
         else {
             all[kept++] = all[i];
@@ -529,11 +574,11 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     /* Put back what is kept, in order, ahead of anything added meanwhile. */
     for (Py_ssize_t i = 0; i < kept; i++) {
         if (!error && f->state == QL_PENDING
-            && ql_fut_add_callback(self, f, all[i].fn, all[i].context) < 0) {
+            && append_callback(f, all[i].fn, Py_XNewRef(all[i].context)) < 0) {
             error = 1;
         }
         Py_DECREF(all[i].fn);
-        Py_DECREF(all[i].context);
+        Py_XDECREF(all[i].context);
     }
     PyMem_Free(all);
     if (error) {
@@ -632,10 +677,17 @@ fut_get_callbacks(PyObject *self, void *Py_UNUSED(c))
     }
     for (Py_ssize_t i = -1; i < f->ncbs; i++) {
         ql_fut_callback *cb = i < 0 ? &f->cb0 : &f->cbs[i];
+        PyObject *fn, *context;
         if (cb->fn == NULL) {
             continue;
         }
-        PyObject *pair = PyTuple_Pack(2, cb->fn, cb->context);
+        if (callback_view(cb, &fn, &context) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *pair = PyTuple_Pack(2, fn, context);
+        Py_DECREF(fn);
+        Py_DECREF(context);
         if (pair == NULL || PyList_Append(list, pair) < 0) {
             Py_XDECREF(pair);
             Py_DECREF(list);

@@ -274,9 +274,10 @@ cancel_future(PyObject *fut, PyObject *msg)
     return truth;
 }
 
-static PyObject *
-task_wakeup_callable(PyObject *task, ql_task *t)
+PyObject *
+ql_task_wakeup_callable(PyObject *task)
 {
+    ql_task *t = ql_task_of(task);
     if (t->wakeup == NULL) {
         t->wakeup = task_callable_new(&ql_task_wakeup_type, task, NULL);
     }
@@ -304,18 +305,18 @@ future_loop(PyObject *fut)
 static int
 wait_on(PyObject *task, ql_task *t, PyObject *fut)
 {
-    PyObject *wakeup = task_wakeup_callable(task, t);
-    if (wakeup == NULL) {
-        return -1;
-    }
     if (ql_future_check_exact(fut)) {
         ql_fut *f = ql_fut_of(fut);
         f->blocking = 0;
-        if (ql_fut_add_callback(fut, f, wakeup, t->context) < 0) {
+        if (ql_fut_add_wakeup(fut, f, task) < 0) {
             return -1;
         }
     }
     else {
+        PyObject *wakeup = ql_task_wakeup_callable(task);
+        if (wakeup == NULL) {
+            return -1;
+        }
         if (PyObject_SetAttrString(fut, "_asyncio_future_blocking", Py_False) < 0) {
             return -1;
         }

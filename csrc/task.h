@@ -38,7 +38,9 @@ PyObject *ql_task_new(PyObject *loop, PyObject *coro, PyObject *name, PyObject *
 int ql_task_run_step(PyObject *task, PyObject *exc);
 int ql_task_run_wakeup(PyObject *task, PyObject *fut);
 
-/* The wake-up callable a task registers as a done callback. */
+/* The wake-up callable a task registers as a done callback on futures that
+ * are not exactly quickloop's (borrowed, made once per task; NULL on error). */
+PyObject *ql_task_wakeup_callable(PyObject *task);
 int ql_task_wakeup_check(PyObject *op);
 PyObject *ql_task_wakeup_task(PyObject *wakeup);
 
