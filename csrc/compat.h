@@ -82,6 +82,23 @@ ql_getattr_optional(PyObject *obj, PyObject *name, PyObject **result)
 #endif
 }
 
+/* A bool attribute setter's value: 0 or 1 in *out; -1 on deletion (which
+ * these attributes refuse) or when truth testing fails. */
+static inline int
+ql_bool_value(PyObject *value, int *out)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0) {
+        return -1;
+    }
+    *out = truth;
+    return 0;
+}
+
 /* Vectorcall argument parsing for the hot methods: name the keyword
  * arguments (kwlist, NULL-ended; the first npos may also be positional) and
  * get borrowed values, NULL where not given. -1 with TypeError otherwise. */

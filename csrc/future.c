@@ -707,16 +707,7 @@ fut_get_blocking(PyObject *self, void *Py_UNUSED(c))
 static int
 fut_set_blocking(PyObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    int truth = PyObject_IsTrue(value);
-    if (truth < 0) {
-        return -1;
-    }
-    ql_fut_of(self)->blocking = truth;
-    return 0;
+    return ql_bool_value(value, &ql_fut_of(self)->blocking);
 }
 
 static PyObject *
@@ -728,12 +719,8 @@ fut_get_log_traceback(PyObject *self, void *Py_UNUSED(c))
 static int
 fut_set_log_traceback(PyObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    int truth = PyObject_IsTrue(value);
-    if (truth < 0) {
+    int truth;
+    if (ql_bool_value(value, &truth) < 0) {
         return -1;
     }
     if (truth) {

@@ -710,12 +710,7 @@ loop_get_debug_attr(ql_loop *self, void *Py_UNUSED(c))
 static int
 loop_set_debug_attr(ql_loop *self, PyObject *value, void *Py_UNUSED(c))
 {
-    int truth = value ? PyObject_IsTrue(value) : 0;
-    if (truth < 0) {
-        return -1;
-    }
-    self->debug = truth;
-    return 0;
+    return ql_bool_value(value, &self->debug);
 }
 
 static PyObject *

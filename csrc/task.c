@@ -956,16 +956,7 @@ task_get_log_destroy_pending(PyObject *self, void *Py_UNUSED(c))
 static int
 task_set_log_destroy_pending(PyObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    if (value == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
-        return -1;
-    }
-    int truth = PyObject_IsTrue(value);
-    if (truth < 0) {
-        return -1;
-    }
-    ql_task_of(self)->log_destroy_pending = truth;
-    return 0;
+    return ql_bool_value(value, &ql_task_of(self)->log_destroy_pending);
 }
 
 static PyMethodDef task_own_methods[] = {
