@@ -277,9 +277,21 @@ def render_results(report, results_path, chart_path=None, curves_json=None, curv
     return "\n".join(lines).rstrip() + "\n"
 
 
+# RESULTS.md from this line on is the hand-kept profiling log: --results
+# rewrites what is above it and keeps the rest.
+KEEP_MARKER = "<!-- profiling log: kept by --results -->"
+
+
 def write_results(report, path=None, chart_path=None, curves_json=None, curves_png=None):
     path = path or DEFAULT_RESULTS
     text = render_results(report, path, chart_path, curves_json, curves_png)
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if KEEP_MARKER in old:
+        text += "\n" + old[old.index(KEEP_MARKER):]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

@@ -863,3 +863,16 @@ def test_list_marks_unavailable(monkeypatch, capsys):
     assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "http_wrk" in out and "skipped here: wrk not installed" in out and "tcp_echo_streams_100k" in out
+
+
+def test_results_keeps_the_profiling_log(tmp_path, monkeypatch):
+    """--results rewrites RESULTS.md above the marker and keeps the hand-kept log below it."""
+    from benchmarks import report as rep
+    path = tmp_path / "RESULTS.md"
+    path.write_text("old table\n" + rep.KEEP_MARKER + "\n### 1. a measured change\n")
+    monkeypatch.setattr(rep, "render_results", lambda *a, **k: "new table\n")
+    rep.write_results({}, str(path))
+    text = path.read_text()
+    assert text.startswith("new table\n")
+    assert "old table" not in text
+    assert text.endswith(rep.KEEP_MARKER + "\n### 1. a measured change\n")
