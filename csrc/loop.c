@@ -587,12 +587,13 @@ run_once(ql_loop *self)
 
     int64_t now = ql_monotonic_ns();
     while ((top = ql_timer_heap_top(&self->timers)) != NULL && top->deadline <= now) {
-        ql_timer_handle *t = ql_timer_heap_pop(&self->timers);
-        int rc = ql_ready_push(&self->ready, QL_READY_HANDLE, (PyObject *)t, NULL, NULL);
-        Py_DECREF(t);
-        if (rc < 0) {
+        /* Room first: a due timer leaves the heap only when it cannot be lost. */
+        if (ql_ready_reserve(&self->ready) < 0) {
             return -1;
         }
+        ql_timer_handle *t = ql_timer_heap_pop(&self->timers);
+        (void)ql_ready_push(&self->ready, QL_READY_HANDLE, (PyObject *)t, NULL, NULL);
+        Py_DECREF(t);
     }
 
     /* Run only what is queued now; what these callbacks queue waits a turn. */

@@ -26,10 +26,19 @@ ready_grow(ql_ready *q)
 }
 
 int
+ql_ready_reserve(ql_ready *q)
+{
+    if (q->len < q->cap) {
+        return 0;
+    }
+    return ql_fault_point() < 0 ? -1 : ready_grow(q);
+}
+
+int
 ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
               PyObject *context)
 {
-    if (ql_fault_point() < 0 || (q->len == q->cap && ready_grow(q) < 0)) {
+    if (q->len == q->cap && ql_ready_reserve(q) < 0) {
         return -1;
     }
     ql_ready_entry *e = &q->entries[(q->head + q->len) & (q->cap - 1)];

@@ -29,8 +29,11 @@ typedef struct {
     size_t cap;
 } ql_ready;
 
+/* Make room for one more entry, so the next push cannot fail. -1 with
+ * MemoryError. */
+int ql_ready_reserve(ql_ready *q);
 /* Append an entry; takes new references to obj, arg and context (the last
- * two may be NULL). -1 with MemoryError. */
+ * two may be NULL). -1 with MemoryError (never after ql_ready_reserve). */
 int ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
                   PyObject *context);
 /* Move the oldest entry (owned references) to *out; 0 if the queue is empty. */
