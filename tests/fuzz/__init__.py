@@ -1,0 +1,1 @@
+"""Fuzzers for quickloop's C entry points (see README.md in this folder)."""

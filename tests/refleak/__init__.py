@@ -1,0 +1,1 @@
+"""Reference-leak checking (make refleak) and valgrind support (make valgrind)."""

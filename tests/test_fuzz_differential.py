@@ -1,0 +1,937 @@
+"""Differential fuzzing: random loop programs on the stdlib loop and on quickloop.
+
+A Hypothesis ``RuleBasedStateMachine`` builds a random *program* of loop
+operations (futures, tasks whose coroutines are small random op trees,
+call_soon/call_later/call_at handles, cancels, future resolutions, done
+callbacks, shield/timeout/wait_for/TaskGroup, callbacks that raise).  The
+state machine's teardown runs that program on several (loop, helpers)
+variants and asserts that they produce the same observable *trace*: callback
+order, results, exception types and args (and ``__cause__``), ``cancelling()``
+counts, context-variable values seen by callbacks, and the exception handler's
+messages and context keys.
+
+Variants (loop + cancellation helpers):
+
+* ``stdlib/asyncio``  -- the referee: the stdlib loop with asyncio.shield,
+  asyncio.timeout_at/timeout, asyncio.wait_for (3.11 semantics).  Run twice:
+  a program whose two stdlib traces differ is not deterministic and is not
+  compared (it is re-run with 4x wider time slots first).
+* ``quickloop/asyncio`` -- must equal ``stdlib/asyncio``.
+* ``stdlib/ref312``   -- the referee for quickloop's helpers: stdlib loop,
+  asyncio.shield/timeout_at/timeout and 3.12's wait_for (copied below).
+* ``quickloop/quickloop`` -- quickloop loop with quickloop.shield/timeout_at/
+  timeout/wait_for: must equal ``stdlib/ref312``.
+* ``stdlib/quickloop`` -- quickloop's C helpers on the *stdlib* loop (their
+  generic, non-exact-type paths): must equal ``stdlib/ref312``.
+
+Time.  Nothing monkeypatches a clock.  Every timed event of a program (a
+call_later/call_at, a sleep, a timeout deadline, a wait_for timeout) gets its
+own *slot* k (distinct k across the whole program), with the deadline
+``base + k * SLOT``; SLOT (4 ms by default) is far longer than the burst of
+callbacks any one slot triggers, so the order of events at different
+deadlines is fixed by the slots, never by a race.  A divergence must
+reproduce with 4x wider slots before the test fails.
+
+Running it:
+
+    PYTHONPATH=python python3 -m pytest -q tests/test_fuzz_differential.py
+    QUICKLOOP_FUZZ_EXAMPLES=2000 PYTHONPATH=python python3 -m pytest -q \
+        tests/test_fuzz_differential.py -k Differential -p no:cacheprovider
+
+CI (no env var): 60 derandomized examples (fixed seed, no example database).
+With QUICKLOOP_FUZZ_EXAMPLES=N: N random examples (a failure prints the
+Hypothesis steps to reproduce it and a ``program = [...]`` literal that
+``run_variant``/``check_program`` below replay directly).
+QUICKLOOP_FUZZ_SLOT_MS sets the slot width (default 4).
+
+``test_fuzz_entrypoints_smoke`` runs the C entry-point fuzzer (tests/fuzz/)
+in a subprocess for a bounded number of iterations with a fixed seed: a crash
+(segfault, abort) is a non-zero exit status.
+
+Regression tests for divergences the fuzzer found are at the end
+(``test_regression_*``); see tests/fuzz/README.md.
+"""
+import asyncio
+import contextvars
+import difflib
+import functools
+import gc
+import importlib.util
+import os
+import pprint
+import re
+import subprocess
+import sys
+import time
+from asyncio import events
+
+import pytest
+from hypothesis import HealthCheck, event, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
+
+try:
+    import quickloop
+except ImportError:  # conftest reports it
+    quickloop = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+SLOT = float(os.environ.get("QUICKLOOP_FUZZ_SLOT_MS", "4")) / 1000.0
+N_SLOTS = 12            # slots 1..N_SLOTS for the program's own timed events
+FINAL_ROUNDS = 4        # rounds of "cancel what is left, resolve what is pending"
+WIDEN = 4               # a divergence must persist with slots this much wider
+WATCHDOG = 10.0         # seconds: a run that has not finished by then is a hang
+
+_EXAMPLES_ENV = os.environ.get("QUICKLOOP_FUZZ_EXAMPLES")
+_DEBUG = bool(os.environ.get("QUICKLOOP_FUZZ_DEBUG"))
+SMOKE_ITERATIONS = int(os.environ.get("QUICKLOOP_FUZZ_SMOKE_ITERATIONS", "20000"))
+
+
+# --------------------------------------------------------------------------
+# the helpers under test, and 3.12's wait_for (the referee for quickloop's)
+# --------------------------------------------------------------------------
+
+def _release_waiter(waiter, *args):
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _cancel_and_wait(fut):
+    loop = events.get_running_loop()
+    waiter = loop.create_future()
+    cb = functools.partial(_release_waiter, waiter)
+    fut.add_done_callback(cb)
+    try:
+        fut.cancel()
+        await waiter
+    finally:
+        fut.remove_done_callback(cb)
+
+
+async def ref312_wait_for(fut, timeout):
+    """CPython 3.12's asyncio.wait_for (Lib/asyncio/tasks.py), comments removed."""
+    if timeout is not None and timeout <= 0:
+        fut = asyncio.ensure_future(fut)
+        if fut.done():
+            return fut.result()
+        await _cancel_and_wait(fut)
+        try:
+            return fut.result()
+        except asyncio.CancelledError as exc:
+            raise TimeoutError from exc
+    async with asyncio.timeout(timeout):
+        return await fut
+
+
+class Helpers:
+    def __init__(self, name, shield, timeout, timeout_at, wait_for):
+        self.name = name
+        self.shield = shield
+        self.timeout = timeout
+        self.timeout_at = timeout_at
+        self.wait_for = wait_for
+
+
+def helpers(name):
+    if name == "asyncio":
+        return Helpers(name, asyncio.shield, asyncio.timeout, asyncio.timeout_at,
+                       asyncio.wait_for)
+    if name == "ref312":
+        return Helpers(name, asyncio.shield, asyncio.timeout, asyncio.timeout_at,
+                       ref312_wait_for)
+    if name == "quickloop":
+        return Helpers(name, quickloop.shield, quickloop.timeout, quickloop.timeout_at,
+                       quickloop.wait_for)
+    raise ValueError(name)
+
+
+def new_loop(kind):
+    if kind == "stdlib":
+        return asyncio.DefaultEventLoopPolicy().new_event_loop()
+    if quickloop is None:
+        pytest.fail("quickloop is not importable (build it: make dev; PYTHONPATH=python)")
+    return quickloop.new_event_loop()
+
+
+# --------------------------------------------------------------------------
+# trace values
+# --------------------------------------------------------------------------
+
+_ADDR = re.compile(r"0x[0-9a-fA-F]+")
+_TASKNO = re.compile(r"Task-\d+")
+
+
+def norm(s):
+    """A string with memory addresses and auto task numbers made stable."""
+    return _TASKNO.sub("Task-?", _ADDR.sub("0x?", s))
+
+
+def val(v):
+    """A result/argument as a comparable, printable value."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    if isinstance(v, str):
+        return norm(v)
+    if isinstance(v, tuple):
+        return tuple(val(x) for x in v)
+    if isinstance(v, BaseException):
+        return exc_info(v)
+    return "<" + type(v).__name__ + ">"
+
+
+def exc_info(e, depth=0):
+    """(type, args[, sub-exceptions][, "cause", cause]) of an exception."""
+    if e is None:
+        return None
+    info = (type(e).__name__, tuple(val(a) for a in e.args))
+    if isinstance(e, BaseExceptionGroup):
+        info += (tuple(exc_info(x, depth + 1) for x in e.exceptions),)
+    if e.__cause__ is not None and depth < 3:
+        info += ("cause", exc_info(e.__cause__, depth + 1))
+    return info
+
+
+def outcome(fut):
+    """A done future/task's outcome."""
+    if fut.cancelled():
+        try:
+            fut.result()
+        except asyncio.CancelledError as e:
+            return ("cancelled", exc_info(e))
+        return ("cancelled?",)
+    exc = fut.exception()
+    if exc is not None:
+        return ("exc", exc_info(exc))
+    return ("ok", val(fut.result()))
+
+
+EXC_TYPES = {"ValueError": ValueError, "KeyError": KeyError, "RuntimeError": RuntimeError}
+
+cvar = contextvars.ContextVar("quickloop_fuzz", default="-")
+
+
+class _Ret:
+    """A body's early `return v`: propagates out of nested blocks to the coroutine."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+# --------------------------------------------------------------------------
+# the interpreter
+# --------------------------------------------------------------------------
+
+class Run:
+    """One run of a program on one (loop kind, helpers) variant."""
+
+    def __init__(self, program, loop_kind, helpers_name, slot):
+        self.program = program
+        self.loop_kind = loop_kind
+        self.h = helpers(helpers_name)
+        self.slot = slot
+        self.trace = []
+        self.cleanup = []
+        self.out = self.trace
+        self.futs = []
+        self.tasks = []
+        self.handles = []
+        self.base = None
+        self.loop = None
+        self.done = None
+        self.last_slot = max(slots_of(program), default=0)
+
+    # -- recording ------------------------------------------------------------
+    def rec(self, *ev):
+        self.out.append(tuple(val(x) if not isinstance(x, tuple) else x for x in ev))
+
+    def handler(self, loop, context):
+        exc = context.get("exception")
+        self.out.append((
+            "handler", norm(str(context.get("message"))), tuple(sorted(context)),
+            exc_info(exc) if isinstance(exc, BaseException) else val(exc),
+        ))
+
+    # -- time -----------------------------------------------------------------
+    def when(self, k):
+        return self.base + k * self.slot
+
+    def delay(self, k):
+        return self.when(k) - self.loop.time()
+
+    def wait_timeout(self, t):
+        if t is None:
+            return None
+        if t == "zero":
+            return 0
+        return self.delay(t)
+
+    # -- entities ---------------------------------------------------------------
+    def fut(self, i):
+        return self.futs[i % len(self.futs)] if self.futs else None
+
+    def task(self, i):
+        return self.tasks[i % len(self.tasks)] if self.tasks else None
+
+    def make_cb(self, spec, label):
+        kind = spec[0]
+        if kind == "rec":
+            return functools.partial(self.cb_rec, label)
+        if kind == "raise":
+            return functools.partial(self.cb_raise, label, spec[1])
+        if kind == "act":
+            return functools.partial(self.cb_act, label, spec[1])
+        raise ValueError(spec)
+
+    def cb_rec(self, label):
+        self.rec("cb", label, cvar.get())
+
+    def cb_raise(self, label, etype):
+        self.rec("cb_raise", label, cvar.get())
+        raise EXC_TYPES[etype](label)
+
+    def cb_act(self, label, action):
+        self.rec("cb_act", label)
+        self.action(action, label)
+
+    def fcb_rec(self, label, fut):
+        self.rec("fcb", label, outcome(fut), cvar.get())
+
+    def fcb_raise(self, label, etype, fut):
+        self.rec("fcb_raise", label, cvar.get())
+        raise EXC_TYPES[etype](label)
+
+    def schedule(self, kind, k, cb, label_prefix="H"):
+        label = f"{label_prefix}{len(self.handles)}"
+        fn = self.make_cb(cb, label)
+        loop = self.loop
+        if kind == "soon" or k is None:
+            h = loop.call_soon(fn)
+        elif kind == "later":
+            h = loop.call_later(self.delay(k), fn)
+        else:
+            h = loop.call_at(self.when(k), fn)
+        self.handles.append(h)
+        return h
+
+    def add_fut_cb(self, f, kind, label):
+        if f is None:
+            self.rec("fut_cb", label, "nofut")
+            return
+        if kind[0] == "rec":
+            f.add_done_callback(functools.partial(self.fcb_rec, label))
+        elif kind[0] == "raise":
+            f.add_done_callback(functools.partial(self.fcb_raise, label, kind[1]))
+        elif kind[0] == "remove":
+            cb = functools.partial(self.fcb_rec, label)
+            f.add_done_callback(cb)
+            f.add_done_callback(cb)
+            self.rec("fut_cb_removed", label, f.remove_done_callback(cb))
+        elif kind[0] == "ctx":
+            # add_done_callback with an explicit context holding cvar=label
+            ctx = contextvars.copy_context()
+            ctx.run(cvar.set, label)
+            f.add_done_callback(functools.partial(self.fcb_rec, label), context=ctx)
+        else:
+            raise ValueError(kind)
+
+    def resolve(self, f, how, label):
+        try:
+            if how[0] == "result":
+                f.set_result(how[1])
+                r = None
+            elif how[0] == "exception":
+                f.set_exception(EXC_TYPES[how[1]](how[2]))
+                r = None
+            else:
+                r = f.cancel() if how[1] is None else f.cancel(how[1])
+        except Exception as e:
+            self.rec("resolve", label, how[0], "raised", exc_info(e))
+        else:
+            self.rec("resolve", label, how[0], r)
+
+    def action(self, action, label):
+        kind = action[0]
+        if kind == "cancel_task":
+            t = self.task(action[1])
+            msg = action[2]
+            r = t.cancel() if msg is None else t.cancel(msg)
+            self.rec("cancel_task", label, action[1] % len(self.tasks), r, t.cancelling())
+        elif kind == "resolve":
+            self.resolve(self.fut(action[1]), action[2], label)
+        elif kind == "cancel_handle":
+            h = self.handles[action[1] % len(self.handles)]
+            h.cancel()
+            self.rec("cancel_handle", label, h.cancelled())
+        else:
+            raise ValueError(action)
+
+    # -- top level ----------------------------------------------------------------
+    def start(self):
+        self.base = self.loop.time() + self.slot
+        self.loop.call_at(self.when(self.last_slot + 1), self.final_round, 0)
+        for n, step in enumerate(self.program):
+            try:
+                self.step(n, step)
+            except Exception as e:
+                self.rec("step_raised", f"S{n}", exc_info(e))
+
+    def step(self, n, step):
+        label = f"S{n}"
+        kind = step[0]
+        if kind == "future":
+            self.futs.append(self.loop.create_future())
+        elif kind == "task":
+            i = len(self.tasks)
+            name = f"T{i}"
+            t = self.loop.create_task(self.task_main(step[1], name), name=name)
+            t.add_done_callback(functools.partial(self.task_done, i))
+            self.tasks.append(t)
+        elif kind in ("soon", "later", "at"):
+            self.schedule(kind, step[1], step[2])
+        elif kind == "act":
+            self.action(step[1], label)
+        elif kind == "fut_cb":
+            self.add_fut_cb(self.fut(step[1]), step[2], label)
+        else:
+            raise ValueError(step)
+
+    def task_done(self, i, t):
+        self.rec("task_done", f"T{i}", outcome(t), t.cancelling(), cvar.get())
+
+    def final_round(self, r):
+        pt = [i for i, t in enumerate(self.tasks) if not t.done()]
+        pf = [i for i, f in enumerate(self.futs) if not f.done()]
+        self.rec("final", r, tuple(pt), tuple(pf))
+        if (not pt and not pf) or r >= FINAL_ROUNDS:
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        for i in pt:
+            self.rec("final_cancel", f"T{i}", self.tasks[i].cancel("final"))
+        for i in pf:
+            if not self.futs[i].done():     # a task's cancel may have cancelled it
+                self.futs[i].set_result("final")
+        self.loop.call_at(self.when(self.last_slot + 2 + r), self.final_round, r + 1)
+
+    def watchdog(self):
+        self.rec("WATCHDOG")
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def execute(self):
+        loop = self.loop = new_loop(self.loop_kind)
+        loop.set_exception_handler(self.handler)
+        gc_was = gc.isenabled()
+        gc.disable()   # no collector pauses inside a slot
+        try:
+            self.done = loop.create_future()
+            loop.call_soon(self.start)
+            wd = loop.call_later(WATCHDOG, self.watchdog)
+            loop.run_until_complete(self.done)
+            wd.cancel()
+            self.out = self.cleanup
+            for _ in range(5):
+                left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                if not left:
+                    break
+                self.rec("leftover", len(left))
+                for t in left:
+                    t.cancel("cleanup")
+                loop.run_until_complete(asyncio.wait(left, timeout=WATCHDOG))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            # everything this run made is young (the collector is off): a cheap
+            # generation-0 collection finds its garbage (pending tasks -> handler)
+            gc.collect(0)
+        finally:
+            if not loop.is_running():
+                loop.close()
+            self.out = self.cleanup
+            gc.collect(0)
+            if gc_was:
+                gc.enable()
+            self.out = []
+        return tuple(self.trace), tuple(sorted(self.cleanup, key=repr))
+
+    # -- coroutine bodies ----------------------------------------------------------
+    async def task_main(self, body, name):
+        cvar.set(name)
+        r = await self.body(body, name, [])
+        return r.value if isinstance(r, _Ret) else name
+
+    async def sub_main(self, body, path):
+        r = await self.body(body, path, [])
+        return r.value if isinstance(r, _Ret) else path
+
+    async def body(self, ops, path, env):
+        for n, op in enumerate(ops):
+            r = await self.op(op, f"{path}.{n}", env)
+            if isinstance(r, _Ret):
+                return r
+        return None
+
+    async def op(self, op, p, env):
+        kind = op[0]
+        rec = self.rec
+        cur = asyncio.current_task()
+        if kind == "sleep0":
+            await asyncio.sleep(0)
+            rec(p, "sleep0")
+        elif kind == "sleep":
+            if op[1] is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(self.delay(op[1]))
+            rec(p, "slept")
+        elif kind == "await_fut":
+            f = self.fut(op[1])
+            if f is None:
+                rec(p, "nofut")
+                return None
+            rec(p, "got", await f)
+        elif kind == "await_task":
+            t = self.task(op[1])
+            if t is None:
+                rec(p, "notask")
+                return None
+            rec(p, "got", await t)
+        elif kind == "raise":
+            rec(p, "raise")
+            raise EXC_TYPES[op[1]](op[2])
+        elif kind == "return":
+            rec(p, "return")
+            return _Ret(op[1])
+        elif kind == "try_cancel":
+            try:
+                r = await self.body(op[1], p, env)
+            except asyncio.CancelledError as e:
+                rec(p, "caught_cancel", exc_info(e), cur.cancelling())
+                mode = op[2]
+                if mode == "reraise":
+                    raise
+                if mode == "return":
+                    return _Ret("caught")
+                if mode == "uncancel":
+                    rec(p, "uncancel", cur.uncancel())
+            else:
+                rec(p, "try_cancel_ok")
+                return r
+        elif kind == "try_all":
+            try:
+                r = await self.body(op[1], p, env)
+            except Exception as e:
+                rec(p, "caught", exc_info(e), cur.cancelling())
+            else:
+                return r
+        elif kind == "shield_fut":
+            f = self.fut(op[1])
+            if f is None:
+                rec(p, "nofut")
+                return None
+            rec(p, "shield_got", await self.h.shield(f))
+        elif kind == "shield_coro":
+            rec(p, "shield_got", await self.h.shield(self.sub_main(op[1], p)))
+        elif kind == "timeout":
+            k = op[1]
+            cm = self.h.timeout(None) if k is None else self.h.timeout_at(self.when(k))
+            env.append(cm)
+            try:
+                async with cm:
+                    r = await self.body(op[2], p, env)
+            except BaseException as e:
+                rec(p, "timeout_exit", cm.expired(), exc_info(e), cur.cancelling())
+                raise
+            finally:
+                env.remove(cm)
+            rec(p, "timeout_exit", cm.expired(), None, cur.cancelling())
+            return r
+        elif kind == "resched":
+            if not env:
+                rec(p, "resched", "none")
+                return None
+            when = None if op[1] is None else self.when(op[1])
+            try:
+                env[-1].reschedule(when)
+            except Exception as e:
+                rec(p, "resched", exc_info(e))
+            else:
+                rec(p, "resched", "ok")
+        elif kind == "wait_for_fut":
+            f = self.fut(op[1])
+            if f is None:
+                rec(p, "nofut")
+                return None
+            rec(p, "wait_for_got", await self.h.wait_for(f, self.wait_timeout(op[2])))
+        elif kind == "wait_for_coro":
+            coro = self.sub_main(op[1], p)
+            rec(p, "wait_for_got", await self.h.wait_for(coro, self.wait_timeout(op[2])))
+        elif kind == "taskgroup":
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for j, child in enumerate(op[1]):
+                        tg.create_task(self.sub_main(child, f"{p}.c{j}"), name=f"{p}.c{j}")
+                    r = await self.body(op[2], p + ".b", env)
+            except BaseException as e:
+                rec(p, "tg_exit", exc_info(e), cur.cancelling())
+                raise
+            rec(p, "tg_exit", None, cur.cancelling())
+            return r
+        elif kind == "cancel_task":
+            t = self.task(op[1])
+            if t is None:
+                rec(p, "notask")
+                return None
+            r = t.cancel() if op[2] is None else t.cancel(op[2])
+            rec(p, "cancel_task", op[1] % len(self.tasks), r)
+        elif kind == "cancel_current":
+            r = cur.cancel() if op[1] is None else cur.cancel(op[1])
+            rec(p, "cancel_current", r, cur.cancelling())
+        elif kind == "resolve":
+            f = self.fut(op[1])
+            if f is None:
+                rec(p, "nofut")
+                return None
+            self.resolve(f, op[2], p)
+        elif kind == "cancelling":
+            rec(p, "cancelling", cur.cancelling())
+        elif kind == "uncancel":
+            rec(p, "uncancel", cur.uncancel())
+        elif kind == "setvar":
+            cvar.set(op[1])
+            rec(p, "setvar")
+        elif kind == "soon":
+            self.schedule("soon", None, op[1])
+            rec(p, "soon")
+        elif kind == "fut_cb":
+            self.add_fut_cb(self.fut(op[1]), op[2], p)
+        else:
+            raise ValueError(op)
+        return None
+
+
+def slots_of(obj):
+    """Every slot number a program uses (tagged ("S", k) after allocation: plain ints
+    in the slot positions; we find them structurally)."""
+    out = []
+    _collect_slots(obj, out)
+    return out
+
+
+_SLOT_POS = {  # op kind -> index of its slot argument
+    "later": 1, "at": 1, "sleep": 1, "timeout": 1, "resched": 1,
+    "wait_for_fut": 2, "wait_for_coro": 2,
+}
+
+
+def _collect_slots(obj, out):
+    if isinstance(obj, list):
+        for x in obj:
+            _collect_slots(x, out)
+    elif isinstance(obj, tuple) and obj and isinstance(obj[0], str):
+        pos = _SLOT_POS.get(obj[0])
+        if pos is not None and isinstance(obj[pos], int) and not isinstance(obj[pos], bool):
+            out.append(obj[pos])
+        for x in obj[1:]:
+            if isinstance(x, (list, tuple)):
+                _collect_slots(x, out)
+
+
+def _map_slots(obj, mapping):
+    if isinstance(obj, list):
+        return [_map_slots(x, mapping) for x in obj]
+    if isinstance(obj, tuple) and obj and isinstance(obj[0], str):
+        pos = _SLOT_POS.get(obj[0])
+        out = []
+        for i, x in enumerate(obj):
+            if i == pos and isinstance(x, int) and not isinstance(x, bool):
+                out.append(mapping[x])
+            elif i > 0 and isinstance(x, (list, tuple)):
+                out.append(_map_slots(x, mapping))
+            else:
+                out.append(x)
+        return tuple(out)
+    return obj
+
+
+def compress_slots(program):
+    """The same program with its slots renumbered 1..m in order (a shorter run)."""
+    mapping = {k: n for n, k in enumerate(sorted(set(slots_of(program))), 1)}
+    return _map_slots(program, mapping)
+
+
+def run_variant(program, loop_kind, helpers_name, slot=SLOT):
+    return Run(program, loop_kind, helpers_name, slot).execute()
+
+
+# --------------------------------------------------------------------------
+# comparison
+# --------------------------------------------------------------------------
+
+COMPARISONS = (
+    # (referee, candidate)
+    (("stdlib", "asyncio"), ("quickloop", "asyncio")),
+    (("stdlib", "ref312"), ("quickloop", "quickloop")),
+    (("stdlib", "ref312"), ("stdlib", "quickloop")),
+)
+
+
+class Divergence(AssertionError):
+    pass
+
+
+def _uses(obj, kinds):
+    if isinstance(obj, (list, tuple)):
+        if obj and isinstance(obj, tuple) and obj[0] in kinds:
+            return True
+        return any(_uses(x, kinds) for x in obj)
+    return False
+
+
+def _diff(a, b, names):
+    la = pprint.pformat(a, width=110).splitlines()
+    lb = pprint.pformat(b, width=110).splitlines()
+    return "\n".join(difflib.unified_diff(la, lb, names[0], names[1], lineterm="", n=4))
+
+
+def referee(program, variant, slot):
+    """The referee's trace, run twice (then with wider slots): None if not deterministic."""
+    for s in (slot, slot * WIDEN):
+        a = run_variant(program, *variant, slot=s)
+        b = run_variant(program, *variant, slot=s)
+        if a == b:
+            return a, s
+    return None, None
+
+
+def check_program(program, slot=SLOT, comparisons=COMPARISONS):
+    """Run program on every comparison pair; raise Divergence on a reproducible difference."""
+    refs = {}
+    if not _uses(program, ("wait_for_fut", "wait_for_coro")):
+        # without wait_for, ref312 is the same program as asyncio: one referee
+        refs[("stdlib", "ref312")] = refs[("stdlib", "asyncio")] = referee(
+            program, ("stdlib", "asyncio"), slot)
+    for ref_v, cand_v in comparisons:
+        if ref_v not in refs:
+            refs[ref_v] = referee(program, ref_v, slot)
+        ref, s = refs[ref_v]
+        if ref is None:
+            event(f"referee {ref_v} not deterministic: skipped")
+            continue
+        cand = run_variant(program, *cand_v, slot=s)
+        if cand == ref:
+            continue
+        # confirm with wider slots: a timing accident does not reproduce
+        s2 = s * WIDEN
+        ref2 = run_variant(program, *ref_v, slot=s2)
+        cand2 = run_variant(program, *cand_v, slot=s2)
+        if cand2 == ref2:
+            event("divergence did not reproduce with wider slots")
+            continue
+        names = ("/".join(ref_v), "/".join(cand_v))
+        raise Divergence(
+            f"{names[1]} diverges from {names[0]}\n"
+            f"program = {pprint.pformat(program, width=100)}\n"
+            f"--- diff (trace, cleanup) ---\n{_diff(ref2, cand2, names)}"
+        )
+
+
+# --------------------------------------------------------------------------
+# strategies
+# --------------------------------------------------------------------------
+
+SLOT_HINT = st.builds(lambda k: ("S", k), st.integers(1, N_SLOTS))
+MSG = st.sampled_from([None, "m1", "m2"])
+VALUE = st.sampled_from(["a", "b", 1, 2])
+ETYPE = st.sampled_from(sorted(EXC_TYPES))
+REF = st.integers(0, 3)
+HOW = st.one_of(
+    st.tuples(st.just("result"), VALUE),
+    st.tuples(st.just("exception"), ETYPE, st.sampled_from(["e1", "e2"])),
+    st.tuples(st.just("cancel"), MSG),
+)
+TMO = st.one_of(st.none(), st.just("zero"), SLOT_HINT)
+SIMPLE_CB = st.one_of(st.just(("rec",)), st.tuples(st.just("raise"), ETYPE))
+FUT_CB = st.one_of(
+    st.just(("rec",)), st.tuples(st.just("raise"), ETYPE), st.just(("remove",)),
+    st.just(("ctx",)),
+)
+
+LEAF = st.one_of(
+    st.just(("sleep0",)),
+    st.tuples(st.just("sleep"), SLOT_HINT),
+    st.tuples(st.just("await_fut"), REF),
+    st.tuples(st.just("await_task"), REF),
+    st.tuples(st.just("raise"), ETYPE, st.sampled_from(["r1", "r2"])),
+    st.tuples(st.just("return"), VALUE),
+    st.tuples(st.just("cancel_task"), REF, MSG),
+    st.tuples(st.just("cancel_current"), MSG),
+    st.tuples(st.just("resolve"), REF, HOW),
+    st.just(("cancelling",)),
+    st.just(("uncancel",)),
+    st.tuples(st.just("setvar"), VALUE),
+    st.tuples(st.just("soon"), SIMPLE_CB),
+    st.tuples(st.just("fut_cb"), REF, FUT_CB),
+    st.tuples(st.just("resched"), st.one_of(st.none(), SLOT_HINT)),
+    st.tuples(st.just("shield_fut"), REF),
+    st.tuples(st.just("wait_for_fut"), REF, TMO),
+)
+
+
+def _extend(children):
+    body = st.lists(children, min_size=1, max_size=4)
+    return st.one_of(
+        st.tuples(st.just("try_cancel"), body,
+                  st.sampled_from(["continue", "return", "reraise", "uncancel"])),
+        st.tuples(st.just("try_all"), body),
+        st.tuples(st.just("shield_coro"), body),
+        st.tuples(st.just("timeout"), st.one_of(st.none(), SLOT_HINT), body),
+        st.tuples(st.just("wait_for_coro"), body, TMO),
+        st.tuples(st.just("taskgroup"), st.lists(body, max_size=3), body),
+    )
+
+
+OPS = st.recursive(LEAF, _extend, max_leaves=10)
+BODY = st.lists(OPS, min_size=1, max_size=6)
+
+
+# --------------------------------------------------------------------------
+# the state machine
+# --------------------------------------------------------------------------
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """Rules append steps to a program; teardown runs it on every variant and compares."""
+
+    futures = Bundle("futures")
+    tasks = Bundle("tasks")
+    handles = Bundle("handles")
+
+    def __init__(self):
+        super().__init__()
+        self.program = []
+        self.used = set()
+        self.nf = self.nt = self.nh = 0
+
+    # -- slot allocation: every timed event gets a distinct slot --------------------
+    def alloc(self, k):
+        for d in range(N_SLOTS):
+            s = (k - 1 + d) % N_SLOTS + 1
+            if s not in self.used:
+                self.used.add(s)
+                return s
+        return None
+
+    def fix(self, obj):
+        """Replace every ("S", k) slot hint by a distinct allocated slot (or None)."""
+        if isinstance(obj, list):
+            return [self.fix(x) for x in obj]
+        if isinstance(obj, tuple):
+            if len(obj) == 2 and obj[0] == "S" and isinstance(obj[1], int):
+                return self.alloc(obj[1])
+            return tuple(self.fix(x) for x in obj)
+        return obj
+
+    def add(self, step):
+        self.program.append(self.fix(step))
+
+    # -- rules ----------------------------------------------------------------------
+    @rule(target=futures)
+    def new_future(self):
+        self.add(("future",))
+        self.nf += 1
+        return self.nf - 1
+
+    @rule(target=tasks, body=BODY)
+    def new_task(self, body):
+        self.add(("task", body))
+        self.nt += 1
+        return self.nt - 1
+
+    @rule(target=handles, kind=st.sampled_from(["soon", "later", "at"]), k=SLOT_HINT,
+          cb=SIMPLE_CB)
+    def schedule(self, kind, k, cb):
+        self.add((kind, None if kind == "soon" else k, cb))
+        self.nh += 1
+        return self.nh - 1
+
+    @rule(h=handles, k=st.one_of(st.none(), SLOT_HINT))
+    def cancel_handle(self, h, k):
+        self._act(("cancel_handle", h), k)
+
+    @rule(t=tasks, msg=MSG, k=st.one_of(st.none(), SLOT_HINT))
+    def cancel_task(self, t, msg, k):
+        self._act(("cancel_task", t, msg), k)
+
+    @rule(f=futures, how=HOW, k=st.one_of(st.none(), SLOT_HINT))
+    def resolve_future(self, f, how, k):
+        self._act(("resolve", f, how), k)
+
+    @rule(f=futures, kind=FUT_CB)
+    def future_callback(self, f, kind):
+        self.add(("fut_cb", f, kind))
+
+    def _act(self, action, k):
+        if k is None:
+            self.add(("act", action))
+        else:
+            self.add((("later", "at")[k[1] % 2], k, ("act", action)))
+            self.nh += 1
+
+    def teardown(self):
+        if not self.program:
+            return
+        program = compress_slots(self.program)
+        note(f"program = {pprint.pformat(program, width=100)}")
+        if _DEBUG:
+            print(f"\nprogram = {program!r}", file=sys.stderr, flush=True)
+        check_program(program)
+
+
+def _settings():
+    if _EXAMPLES_ENV:
+        return settings(
+            max_examples=int(_EXAMPLES_ENV), deadline=None, database=None,
+            stateful_step_count=12, print_blob=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    return settings(
+        max_examples=60, deadline=None, database=None, derandomize=True,
+        stateful_step_count=10, print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+DifferentialMachine.TestCase.settings = _settings()
+TestDifferential = DifferentialMachine.TestCase
+if importlib.util.find_spec("pytest_timeout") is not None:
+    TestDifferential = pytest.mark.timeout(0 if _EXAMPLES_ENV else 300)(TestDifferential)
+
+
+# --------------------------------------------------------------------------
+# the C entry-point fuzzer, in a subprocess
+# --------------------------------------------------------------------------
+
+def test_fuzz_entrypoints_smoke(tmp_path):
+    """tests/fuzz's driver, 20k iterations with a fixed seed: exit status 0 (no crash)."""
+    if quickloop is None:
+        pytest.fail("quickloop is not importable (build it: make dev; PYTHONPATH=python)")
+    env = dict(os.environ)
+    pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(quickloop.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (pkg_dir, ROOT, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "tests.fuzz.run", "--plain", "--seed", "1234",
+           "--iterations", str(SMOKE_ITERATIONS), "--artifacts", str(tmp_path)]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=240)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, (
+        f"fuzz driver exited with {proc.returncode} after {elapsed:.1f} s "
+        f"(negative: killed by signal)\nstdout:\n{proc.stdout[-4000:]}\n"
+        f"stderr:\n{proc.stderr[-8000:]}")
+
+
+# --------------------------------------------------------------------------
+# regressions found by the fuzzer (stdlib-matching behaviour asserted)
+# --------------------------------------------------------------------------
