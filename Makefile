@@ -82,7 +82,7 @@ clean:
 DBG_PYTHON   ?= /usr/bin/python3.11-dbg
 DBG_VENV     ?= .venv-dbg
 DBG_PY       := $(DBG_VENV)/bin/python
-DBG_PIP      := $(DBG_PY) -m pip --disable-pip-version-check -q
+DBG_PIP      := PYTHONWARNINGS=ignore $(DBG_PY) -m pip --disable-pip-version-check -q
 DBG_APT      := python3.11-dbg libpython3.11-dbg python3.11-dev libpython3.11-dev python3.11-venv
 REFLEAK_JOBS ?= 2
 REFLEAK_ARGS ?= --refleak=3:3

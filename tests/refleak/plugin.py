@@ -20,7 +20,7 @@ kept growing.
 
 Before a test's extra runs, the objects alive so far are moved to gc's permanent
 generation (gc.freeze()), so that each gc.collect() only walks what the test
-made: on the debug build that makes the check about 50 times cheaper.
+made: on the debug build that makes the check tens of times cheaper.
 
 A test that fails, errors or skips in an extra run is not checked (its normal
 run reports the failure).  On a non-debug interpreter the plugin does nothing.

@@ -53,7 +53,14 @@ VALGRIND = [
     "valgrind", "--tool=memcheck", "--error-exitcode=1",
     "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
     "--num-callers=40", f"--suppressions={SUPP}",
+    "--fullpath-after=",  # frames show csrc/NAME.c, to tell quickloop's own
 ]
+
+
+def in_core(record):
+    """Whether quickloop's extension is on the error's stack."""
+    return any("_core.cpython" in ln or "csrc/" in ln for ln in record)
+
 
 ERROR_START = re.compile(
     r"^(Invalid (read|write|free)|Mismatched free|Conditional jump|Use of uninitialised"
@@ -126,12 +133,12 @@ def main():
         name, proc, elapsed, log, records, summary = run_one(args.python, example)
         errors = summary.get("errors")
         definite = summary.get("definitely", (0, 0))
-        in_core = sum(1 for r in records if any("_core." in ln for ln in r))
+        n_core = sum(1 for r in records if in_core(r))
         # valgrind's exit code is 1 for an error, otherwise the program's own.
         ok = errors == 0 and proc.returncode == 0
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {errors} errors "
-              f"({in_core} with _core on the stack), definitely lost {definite[0]} B "
+              f"({n_core} with _core on the stack), definitely lost {definite[0]} B "
               f"in {definite[1]} blocks, possibly lost {summary.get('possibly', (0, 0))[0]} B, "
               f"exit {proc.returncode}, {elapsed:.0f} s  [{os.path.relpath(log, ROOT)}]")
         if errors is None:
@@ -140,7 +147,7 @@ def main():
             print("    the program failed under valgrind; its output:")
             print("    " + proc.stdout[-2000:].replace("\n", "\n    "))
         for r in records:
-            tag = "[_core] " if any("_core." in ln for ln in r) else ""
+            tag = "[_core] " if in_core(r) else ""
             print(f"    {tag}{r[0]}")
             for ln in r[1:25]:
                 print(f"      {ln}")
