@@ -130,21 +130,34 @@ ql_poller_add_internal(ql_poller *p, int fd)
     return 0;
 }
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#  define QL_HAVE_EPOLL_PWAIT2 1
+/* Set once epoll_pwait2 is found missing (old kernel: ENOSYS) or refused (a
+ * seccomp filter or valgrind: EPERM/ENOSYS): epoll_wait from then on.  Written
+ * without the GIL, but only ever from 0 to 1. */
+static int pwait2_unavailable;
+#endif
+
 int
 ql_poller_wait(ql_poller *p, int64_t timeout_ns)
 {
-    int n;
+    int n = -1;
     Py_BEGIN_ALLOW_THREADS
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-    /* epoll_pwait2 takes nanoseconds: no rounding a short timer up to 1 ms. */
-    struct timespec ts, *tsp = NULL;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / 1000000000;
-        ts.tv_nsec = timeout_ns % 1000000000;
-        tsp = &ts;
+#ifdef QL_HAVE_EPOLL_PWAIT2
+    if (!pwait2_unavailable) {
+        /* epoll_pwait2 takes nanoseconds: no rounding a short timer up to 1 ms. */
+        struct timespec ts, *tsp = NULL;
+        if (timeout_ns >= 0) {
+            ts.tv_sec = timeout_ns / 1000000000;
+            ts.tv_nsec = timeout_ns % 1000000000;
+            tsp = &ts;
+        }
+        n = epoll_pwait2(p->epfd, p->events, p->max_events, tsp, NULL);
+        if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+            pwait2_unavailable = 1;
+        }
     }
-    n = epoll_pwait2(p->epfd, p->events, p->max_events, tsp, NULL);
-    if (n < 0 && errno == ENOSYS)
+    if (pwait2_unavailable)
 #endif
     {
         /* Round up: waking early would only cost an extra iteration. */
