@@ -196,6 +196,15 @@ state_name(ql_fut_state state)
     return state == QL_PENDING ? "PENDING" : state == QL_CANCELLED ? "CANCELLED" : "FINISHED";
 }
 
+/* Room on the ready ring for every done callback, taken before the state
+ * changes: a MemoryError then leaves the future pending and whole instead of
+ * done with some callbacks never run. */
+static int
+reserve_callbacks(ql_fut *f)
+{
+    return ql_loop_reserve(f->loop, (size_t)f->ncbs + (f->cb0.fn != NULL));
+}
+
 static int
 check_pending(ql_fut *f)
 {
@@ -207,7 +216,7 @@ check_pending(ql_fut *f)
         PyErr_SetString(ql_state.InvalidStateError, "invalid state");   /* as _asyncio */
         return -1;
     }
-    return 0;
+    return reserve_callbacks(f);
 }
 
 int
@@ -269,6 +278,9 @@ ql_fut_cancel(PyObject *self, ql_fut *f, PyObject *msg)
     f->log_tb = 0;
     if (f->state != QL_PENDING) {
         return 0;
+    }
+    if (reserve_callbacks(f) < 0) {
+        return -1;
     }
     f->state = QL_CANCELLED;
     Py_XSETREF(f->cancel_msg, Py_XNewRef(msg));
@@ -403,13 +415,10 @@ ql_fut_traverse(ql_fut *f, visitproc visit, void *arg)
 void
 ql_fut_clear(ql_fut *f)
 {
-    Py_CLEAR(f->loop);
-    Py_CLEAR(f->result);
-    Py_CLEAR(f->exception);
-    Py_CLEAR(f->exception_tb);
-    Py_CLEAR(f->cancel_msg);
-    Py_CLEAR(f->cancelled_exc);
-    Py_CLEAR(f->source_traceback);
+    /* Callbacks first and the loop last: dropping a callback can run any
+     * code (a __del__ calling cancel() on this very future), which must find
+     * the future whole. */
+    f->log_tb = 0;
     Py_CLEAR(f->cb0.fn);
     Py_CLEAR(f->cb0.context);   /* NULL for a waiting task */
     ql_fut_callback *cbs = f->cbs;
@@ -421,6 +430,14 @@ ql_fut_clear(ql_fut *f)
         Py_XDECREF(cbs[i].context);
     }
     PyMem_Free(cbs);
+    Py_CLEAR(f->result);
+    Py_CLEAR(f->exception);
+    Py_CLEAR(f->exception_tb);
+    Py_CLEAR(f->cancel_msg);
+    Py_CLEAR(f->cancelled_exc);
+    Py_CLEAR(f->source_traceback);
+    f->log_tb = 0;
+    Py_CLEAR(f->loop);
 }
 
 /* An exception nobody retrieved is reported, as Future.__del__ does. */
@@ -839,7 +856,12 @@ future_iter_next(ql_future_iter *it)
 static PyObject *
 future_iter_send(ql_future_iter *it, PyObject *Py_UNUSED(value))
 {
-    return future_iter_next(it);
+    /* As a method, "exhausted" must be spelled StopIteration. */
+    PyObject *res = future_iter_next(it);
+    if (res == NULL && !PyErr_Occurred()) {
+        PyErr_SetNone(PyExc_StopIteration);
+    }
+    return res;
 }
 
 static PyObject *

@@ -14,6 +14,7 @@
 typedef struct {
     PyObject_HEAD
     PyObject *value;
+    int used;           /* awaited once: a second await is an error, as for a coroutine */
 } ql_done_awaitable;
 
 static PyTypeObject ql_done_awaitable_type;
@@ -26,6 +27,7 @@ done_awaitable_new(PyObject *value)
         return NULL;
     }
     a->value = Py_NewRef(value);
+    a->used = 0;
     PyObject_GC_Track(a);
     return (PyObject *)a;
 }
@@ -33,24 +35,37 @@ done_awaitable_new(PyObject *value)
 static PySendResult
 done_awaitable_send(ql_done_awaitable *a, PyObject *Py_UNUSED(arg), PyObject **result)
 {
+    if (a->used) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    a->used = 1;
     *result = a->value ? a->value : Py_NewRef(Py_None);
     a->value = NULL;
     return PYGEN_RETURN;
 }
 
+/* __next__ and send(): StopIteration(value), always with an exception set
+ * (a method returning NULL without one would be a SystemError). */
 static PyObject *
 done_awaitable_next(ql_done_awaitable *a)
 {
-    PyObject *value = a->value;
-    a->value = NULL;
-    if (value != NULL && value != Py_None) {
+    PyObject *value;
+    if (done_awaitable_send(a, Py_None, &value) == PYGEN_ERROR) {
+        return NULL;
+    }
+    if (value == Py_None) {
+        PyErr_SetNone(PyExc_StopIteration);
+    }
+    else {
         PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
         if (stop != NULL) {
             PyErr_SetObject(PyExc_StopIteration, stop);
             Py_DECREF(stop);
         }
     }
-    Py_XDECREF(value);
+    Py_DECREF(value);
     return NULL;
 }
 
@@ -63,6 +78,7 @@ done_awaitable_send_method(ql_done_awaitable *a, PyObject *Py_UNUSED(arg))
 static PyObject *
 done_awaitable_throw(ql_done_awaitable *a, PyObject *const *args, Py_ssize_t nargs)
 {
+    a->used = 1;
     Py_CLEAR(a->value);
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError, "throw() takes at least 1 argument");
@@ -80,6 +96,7 @@ done_awaitable_throw(ql_done_awaitable *a, PyObject *const *args, Py_ssize_t nar
 static PyObject *
 done_awaitable_close(ql_done_awaitable *a, PyObject *Py_UNUSED(ignored))
 {
+    a->used = 1;
     Py_CLEAR(a->value);
     Py_RETURN_NONE;
 }
@@ -269,7 +286,8 @@ reschedule(ql_timeout *to, PyObject *when)
         Py_DECREF(loop);
         return -1;
     }
-    to->handler = deadline <= now ? ql_loop_call_soon(loop, on_timeout)
+    /* A NaN deadline is never in the future: due now, as on the stdlib loop. */
+    to->handler = isnan(deadline) || deadline <= now ? ql_loop_call_soon(loop, on_timeout)
                                   : ql_loop_call_at(loop, deadline, on_timeout);
     Py_DECREF(on_timeout);
     Py_DECREF(loop);
@@ -689,8 +707,17 @@ helpers_shield(PyObject *Py_UNUSED(module), PyObject *arg)
         }
         return inner;
     }
-    PyObject *loop = ql_future_check_exact(inner) ? Py_NewRef(ql_fut_of(inner)->loop)
-                                                  : call_method0(inner, "get_loop");
+    PyObject *loop;
+    if (!ql_future_check_exact(inner)) {
+        loop = call_method0(inner, "get_loop");
+    }
+    else if (ql_fut_of(inner)->loop == NULL) {    /* __new__ without __init__ */
+        PyErr_SetString(PyExc_RuntimeError, "Future object is not initialized.");
+        loop = NULL;
+    }
+    else {
+        loop = Py_NewRef(ql_fut_of(inner)->loop);
+    }
     if (loop == NULL) {
         goto error;
     }

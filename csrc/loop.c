@@ -28,6 +28,80 @@ monotonic_seconds(void)
     return (double)ql_monotonic_ns() / 1e9;
 }
 
+/* ---- the loop's clock ----------------------------------------------------------
+ * time.monotonic() in C, unless time() is overridden by a subclass or on the
+ * instance (virtual clocks in tests): then every deadline, wait and "due"
+ * check follows self.time(), as BaseEventLoop's do. */
+
+static int
+type_overrides_time(PyTypeObject *type)
+{
+    PyObject *mine = PyObject_GetAttrString((PyObject *)&ql_loop_type, "time");
+    PyObject *theirs = mine ? PyObject_GetAttrString((PyObject *)type, "time") : NULL;
+    int differs = theirs == NULL ? -1 : mine != theirs;
+    Py_XDECREF(mine);
+    Py_XDECREF(theirs);
+    return differs;
+}
+
+static int
+loop_now(ql_loop *self, double *now)
+{
+    if (!self->custom_time) {
+        *now = monotonic_seconds();
+        return 0;
+    }
+    PyObject *res = PyObject_CallMethod((PyObject *)self, "time", NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    *now = PyFloat_AsDouble(res);
+    Py_DECREF(res);
+    if (*now == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (isnan(*now)) {
+        PyErr_SetString(PyExc_ValueError, "loop.time() returned NaN");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+loop_now_ns(ql_loop *self, int64_t *now)
+{
+    if (!self->custom_time) {
+        *now = ql_monotonic_ns();
+        return 0;
+    }
+    double seconds;
+    if (loop_now(self, &seconds) < 0) {
+        return -1;
+    }
+    /* "now" rounds down: a deadline (rounded up) is due once now reaches it. */
+    *now = ql_timer_deadline(seconds);
+    if ((double)*now / 1e9 > seconds && *now > -INT64_MAX) {
+        (*now)--;
+    }
+    return 0;
+}
+
+static int
+loop_setattro(ql_loop *self, PyObject *name, PyObject *value)
+{
+    if (PyObject_GenericSetAttr((PyObject *)self, name, value) < 0) {
+        return -1;
+    }
+    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "time") == 0) {
+        int overridden = value != NULL ? 1 : type_overrides_time(Py_TYPE(self));
+        if (overridden < 0) {
+            return -1;
+        }
+        self->custom_time = overridden;
+    }
+    return 0;
+}
+
 /* ---- argument checks -------------------------------------------------------- */
 
 static int
@@ -214,8 +288,11 @@ loop_call_later(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject
                       &delay) < 0) {
         return NULL;
     }
-    return schedule_at(self, "call_at", monotonic_seconds() + delay, args + 1,
-                       nargs - 1, context);
+    double now;
+    if (loop_now(self, &now) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, "call_at", now + delay, args + 1, nargs - 1, context);
 }
 
 static PyObject *
@@ -269,8 +346,7 @@ int
 ql_loop_time(PyObject *loop, double *now)
 {
     if (ql_loop_check(loop)) {
-        *now = monotonic_seconds();
-        return 0;
+        return loop_now((ql_loop *)loop, now);
     }
     PyObject *res = PyObject_CallMethod(loop, "time", NULL);
     if (res == NULL) {
@@ -323,6 +399,15 @@ ql_loop_queue(PyObject *loop, ql_ready_kind kind, PyObject *obj, PyObject *arg,
         return -1;
     }
     return 1;
+}
+
+int
+ql_loop_reserve(PyObject *loop, size_t n)
+{
+    if (n == 0 || loop == NULL || !ql_loop_check(loop) || ((ql_loop *)loop)->debug) {
+        return 0;
+    }
+    return ql_ready_reserve_n(&((ql_loop *)loop)->ready, n);
 }
 
 static PyObject *
@@ -565,8 +650,19 @@ run_once(ql_loop *self)
         timeout = 0;
     }
     else if (top != NULL) {
-        int64_t wait = top->deadline - ql_monotonic_ns();
-        timeout = wait < 0 ? 0 : wait > MAX_WAIT_NS ? MAX_WAIT_NS : wait;
+        /* Compare before subtracting: a deadline far in the past is
+         * -INT64_MAX ns and the difference would overflow. */
+        int64_t now;
+        if (loop_now_ns(self, &now) < 0) {
+            return -1;
+        }
+        if (top->deadline <= now) {
+            timeout = 0;
+        }
+        else {
+            int64_t wait = top->deadline - now;
+            timeout = wait > MAX_WAIT_NS ? MAX_WAIT_NS : wait;
+        }
     }
 
     int n = ql_poller_wait(&self->poller, timeout);
@@ -585,7 +681,10 @@ run_once(ql_loop *self)
         return -1;
     }
 
-    int64_t now = ql_monotonic_ns();
+    int64_t now;
+    if (ql_timer_heap_top(&self->timers) != NULL && loop_now_ns(self, &now) < 0) {
+        return -1;
+    }
     while ((top = ql_timer_heap_top(&self->timers)) != NULL && top->deadline <= now) {
         /* Room first: a due timer leaves the heap only when it cannot be lost. */
         if (ql_ready_reserve(&self->ready) < 0) {
@@ -804,7 +903,9 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     self->poller.epfd = -1;
     self->wakeup.fd = -1;
     self->slow_callback_duration = 0.1;
-    if (ql_poller_init(&self->poller) < 0
+    self->custom_time = type_overrides_time(type);
+    if (self->custom_time < 0
+        || ql_poller_init(&self->poller) < 0
         || ql_wakeup_init(&self->wakeup) < 0
         || ql_poller_add_internal(&self->poller, self->wakeup.fd) < 0) {
         Py_DECREF(self);
@@ -915,6 +1016,7 @@ PyTypeObject ql_loop_type = {
     .tp_basicsize = sizeof(ql_loop),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = loop_new,
+    .tp_setattro = (setattrofunc)loop_setattro,
     .tp_dealloc = (destructor)loop_dealloc,
     .tp_traverse = (traverseproc)loop_traverse,
     .tp_clear = (inquiry)loop_clear,

@@ -27,6 +27,7 @@ typedef struct {
     int stopping;
     int closed;
     int debug;
+    int custom_time;    /* time() overridden (subclass or instance): timers follow it */
 } ql_loop;
 
 extern PyTypeObject ql_loop_type;
@@ -40,6 +41,10 @@ ql_loop_check(PyObject *op)
 /* Queue a C entry on loop's ready ring.  1: queued; 0: not done, because loop
  * is not a quickloop loop or is in debug mode (the caller falls back to
  * loop.call_soon); -1: error (a closed loop raises RuntimeError). */
+/* Make room on loop's ready ring for n ql_loop_queue() entries, so that
+ * queueing them cannot fail for lack of memory (a no-op where ql_loop_queue
+ * would fall back to call_soon).  -1 with MemoryError. */
+int ql_loop_reserve(PyObject *loop, size_t n);
 int ql_loop_queue(PyObject *loop, ql_ready_kind kind, PyObject *obj, PyObject *arg,
                   PyObject *context);
 

@@ -2,6 +2,8 @@
  * loop: a reader keeps firing while data is unread. */
 #include "poller.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #define POLLER_MIN_EVENTS 64
@@ -33,20 +35,30 @@ fd_table_reserve(ql_poller *p, int fd)
     if (fd < p->nfds) {
         return 0;
     }
-    int n = p->nfds ? p->nfds : 64;
-    while (n <= fd) {
+    /* Ask the kernel before growing the table: a bad fd (10**7, INT_MAX)
+     * must cost an EBADF, not a huge allocation.  An open fd is below
+     * RLIMIT_NOFILE, which bounds the table. */
+    if (fcntl(fd, F_GETFD) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    size_t n = p->nfds ? (size_t)p->nfds : 64;
+    while (n <= (size_t)fd) {
         n *= 2;
+    }
+    if (n > INT_MAX) {
+        n = (size_t)fd + 1;
     }
     ql_fd_entry *fds = PyMem_Realloc(p->fds, sizeof(ql_fd_entry) * n);
     if (fds == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (int i = p->nfds; i < n; i++) {
+    for (size_t i = (size_t)p->nfds; i < n; i++) {
         fds[i] = (ql_fd_entry){NULL, NULL, 0};
     }
     p->fds = fds;
-    p->nfds = n;
+    p->nfds = (int)n;
     return 0;
 }
 

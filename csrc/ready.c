@@ -35,6 +35,17 @@ ql_ready_reserve(ql_ready *q)
 }
 
 int
+ql_ready_reserve_n(ql_ready *q, size_t n)
+{
+    while (q->cap - q->len < n) {
+        if (ql_fault_point() < 0 || ready_grow(q) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
 ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
               PyObject *context)
 {

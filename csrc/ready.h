@@ -32,6 +32,8 @@ typedef struct {
 /* Make room for one more entry, so the next push cannot fail. -1 with
  * MemoryError. */
 int ql_ready_reserve(ql_ready *q);
+/* Make room for n more entries. -1 with MemoryError. */
+int ql_ready_reserve_n(ql_ready *q, size_t n);
 /* Append an entry; takes new references to obj, arg and context (the last
  * two may be NULL). -1 with MemoryError (never after ql_ready_reserve). */
 int ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,

@@ -680,7 +680,8 @@ task_cancel(PyObject *task, ql_task *t, PyObject *msg)
         return 0;
     }
     t->num_cancels_requested++;
-    if (ql_loop_check(t->fut.loop) && ((ql_loop *)t->fut.loop)->debug) {
+    if (t->fut.loop != NULL && ql_loop_check(t->fut.loop)
+        && ((ql_loop *)t->fut.loop)->debug) {
         record_cancel_origin(t, msg);
     }
     if (t->fut_waiter != NULL) {

@@ -164,7 +164,7 @@ ql_timer_deadline(double when)
     if (when >= 9.2e9) {
         return INT64_MAX;
     }
-    if (when <= -9.2e9) {
+    if (when <= -9.2e9 || isnan(when)) {   /* callers refuse NaN; never UB here */
         return -INT64_MAX;
     }
     int64_t deadline = (int64_t)ceil(when * 1e9);

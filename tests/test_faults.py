@@ -1292,3 +1292,37 @@ def test_due_timer_survives_a_failed_move_to_the_ready_queue():
         assert loop._timer_count == 0
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("how", ["set_result", "set_exception", "cancel"])
+def test_memory_error_while_scheduling_callbacks_loses_none(how):
+    """A future with more done callbacks than the ready ring has room for: when
+    growing the ring fails, the future stays pending with every callback, and
+    completing it again runs them all (before the fix it was left done with
+    all but the first 64 callbacks lost, and a task awaiting it never woke)."""
+    if quickloop is None:
+        pytest.skip("quickloop not importable")
+    core = quickloop._core
+    loop = quickloop.new_event_loop()
+    ran = []
+    try:
+        fut = loop.create_future()
+        for i in range(200):
+            fut.add_done_callback(lambda f, i=i: ran.append(i))
+        complete = {"set_result": lambda: fut.set_result(1),
+                    "set_exception": lambda: fut.set_exception(ValueError("x")),
+                    "cancel": lambda: fut.cancel()}[how]
+        core._set_fault_countdown(1)
+        try:
+            with pytest.raises(MemoryError):
+                complete()
+        finally:
+            core._set_fault_countdown(0)
+        assert not fut.done()
+        complete()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert ran == list(range(200))
+        if how == "set_exception":
+            fut.exception()
+    finally:
+        loop.close()

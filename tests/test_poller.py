@@ -502,7 +502,9 @@ class RaisingFileno:
         self.exc = exc
 
     def fileno(self):
-        raise self.exc
+        # A new exception per call: re-raising one instance would chain every
+        # run's frames onto its __traceback__ (and show up as a leak).
+        raise type(self.exc)(*self.exc.args)
 
 
 @pytest.mark.parametrize("method", ["add_reader", "add_writer"])

@@ -15,6 +15,7 @@ import faulthandler
 import hashlib
 import os
 import random
+import signal
 import sys
 import time
 
@@ -32,6 +33,10 @@ def run_plain(args, run_one):
     deadline = time.monotonic() + args.seconds if args.seconds else None
     current = os.path.join(args.artifacts, "current-input")
     os.makedirs(args.artifacts, exist_ok=True)
+    cur_fd = os.open(current, os.O_WRONLY | os.O_CREAT, 0o644) if args.save_current else -1
+    if args.input_timeout:
+        # a hung input: SIGALRM dumps the Python stack and kills the process
+        faulthandler.register(signal.SIGALRM, chain=True)
     n = 0
     found = 0
     t0 = time.monotonic()
@@ -40,17 +45,17 @@ def run_plain(args, run_one):
             break
         if deadline is not None and time.monotonic() >= deadline:
             break
-        size = rng.choice((16, 64, 256, 1024, 4096))
+        size = min(args.max_len, rng.choice((16, 64, 256, 1024, 4096)))
         data = rng.randbytes(rng.randint(1, size))
-        if args.save_current:
+        if cur_fd >= 0:
             # overwritten each iteration: after a crash it holds the crashing input
-            with open(current, "wb") as f:
-                f.write(data)
+            os.pwrite(cur_fd, data, 0)
+            os.ftruncate(cur_fd, len(data))
         if args.input_timeout:
-            faulthandler.dump_traceback_later(args.input_timeout, exit=True)
+            signal.setitimer(signal.ITIMER_REAL, args.input_timeout)
         findings = run_one(data)
         if args.input_timeout:
-            faulthandler.cancel_dump_traceback_later()
+            signal.setitimer(signal.ITIMER_REAL, 0)
         if findings:
             found += 1
             path = _save(args.artifacts, data, "finding")
@@ -62,7 +67,8 @@ def run_plain(args, run_one):
         n += 1
         if args.verbose and n % 1000 == 0:
             print(f"{n} inputs, {time.monotonic() - t0:.1f} s", file=sys.stderr)
-    if args.save_current and os.path.exists(current):
+    if cur_fd >= 0:
+        os.close(cur_fd)
         os.unlink(current)
     print(f"plain fuzzer: {n} inputs in {time.monotonic() - t0:.1f} s, seed {args.seed}, "
           f"{found} with findings")
@@ -115,9 +121,12 @@ def main(argv=None):
     p.add_argument("--max-findings", type=int, default=1)
     p.add_argument("--no-save-current", dest="save_current", action="store_false",
                    help="(plain) do not write each input to <artifacts>/current-input")
+    p.add_argument("--max-len", type=int, default=4096,
+                   help="(plain) longest random input, in bytes")
     p.add_argument("--input-timeout", type=float, default=20,
                    help="seconds one input may take before it counts as a hang "
-                        "(plain: traceback dump and exit 1; atheris: -timeout)")
+                        "(plain: SIGALRM, Python traceback, exit status 142; "
+                        "atheris: libFuzzer's -timeout)")
     p.add_argument("--include-known", action="store_true",
                    help="do not steer around the known bugs listed in driver.KNOWN")
     p.add_argument("--verbose", "-v", action="store_true")

@@ -60,13 +60,6 @@ DEFAULT_EXCLUDES = [
     ("tests/test_faults.py::*signal*", "process-wide signal handlers and delivered signals"),
     ("tests/test_faults.py::test_100k_*", "load test: 100,000 tasks per run, minutes per check "
                                           "on the debug build"),
-    # Grows in every run on both loops, a test artifact: the RaisingFileno objects
-    # are parametrize values built once at import, and re-raising the same
-    # exception instance prepends each run's frames to its __traceback__, which
-    # keeps every run's frames, loop and reports alive.  (Fix in the test: raise
-    # a new exception per call, e.g. type(self.exc)(*self.exc.args).)
-    ("tests/test_poller.py::test_invalid_file_object_is_value_error[[]*-fileno-raises-*[]]",
-     "test artifact: one exception instance re-raised every run keeps all their tracebacks"),
 ]
 
 # Debian bookworm's debug interpreter is 3.11.2; the suite expects the stdlib's
