@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test build dev bench curves asan soak fuzz clean venv
+.PHONY: run test check build dev bench curves asan soak fuzz clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +42,26 @@ curves: $(PY)
 	$(PIP) install '.[bench]'
 	$(PY) -m benchmarks --curves
 
-# AddressSanitizer + UBSan build, whole suite under it.
-asan: $(PY)
-	$(PIP) install '.[test]'
-	QUICKLOOP_SANITIZE=1 $(PIP) install --no-build-isolation --force-reinstall --no-deps .
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-		$(PY) -m pytest -q -p no:cacheprovider
+# AddressSanitizer + UBSan build in its own venv (.venv keeps the plain build),
+# whole suite under it; any ASan or UBSan report aborts the process and fails it.
+ASAN_VENV ?= .venv-asan
+ASAN_PY   := $(ASAN_VENV)/bin/python
+ASAN_PIP  := $(ASAN_PY) -m pip --disable-pip-version-check -q
+$(ASAN_PY):
+	$(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_PIP) install --upgrade pip setuptools wheel
+
+asan: $(ASAN_PY)
+	$(ASAN_PIP) install '.[test]'
+	QUICKLOOP_SANITIZE=1 $(ASAN_PIP) install --no-build-isolation --force-reinstall --no-deps .
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+		$(ASAN_PY) -m pytest -q -p no:cacheprovider
+
+# The README's second command and CI's (.ci/run): every test on the plain
+# build, then the whole suite under ASan+UBSan, then the reference-leak run on
+# debug CPython.
+check: test asan refleak
 
 # Soak: mixed load on one loop; RSS and live objects must stay flat (exit 1 if they grow).
 SOAK_MINUTES ?= 10
@@ -65,7 +79,7 @@ fuzz: $(PY)
 	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build *.egg-info python/quickloop/*.so $(VENV)
+	rm -rf build *.egg-info python/quickloop/*.so $(VENV) $(ASAN_VENV) $(DBG_VENV)
 
 # ---- leak checking (targets added; see tests/refleak/) -------------------------
 # make refleak: Debian's debug CPython (python3.11-dbg, installed with apt-get if
