@@ -54,6 +54,9 @@ $(ASAN_PY):
 asan: $(ASAN_PY)
 	$(ASAN_PIP) install '.[test]'
 	QUICKLOOP_SANITIZE=1 $(ASAN_PIP) install --no-build-isolation --force-reinstall --no-deps .
+	@so=$$(find $(ASAN_VENV) -name '_core*.so' -path '*quickloop*'); \
+		nm -D --undefined-only $$so | grep -q __asan_init \
+		|| { echo "$$so is not an ASan build"; exit 1; }; echo "ASan build: $$so"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 		$(ASAN_PY) -m pytest -q -p no:cacheprovider
