@@ -1,8 +1,20 @@
 /* handle.c - Handle and TimerHandle (see handle.h).  A handle owns its loop
  * reference; cancelling a TimerHandle disarms it from the loop's heap at once. */
 #include "handle.h"
+#include "future.h"
 #include "loop.h"
 #include "module.h"
+
+/* Whether a callback can observe the context it runs in.  asyncio.sleep()'s
+ * timer, _set_result_unless_cancelled(fut, result) on a quickloop.Future, runs
+ * no user code (the future's own callbacks keep their own contexts), so its
+ * handle copies no context: one object less per sleeping task. */
+static int
+needs_context(PyObject *callback, PyObject *const *argv, Py_ssize_t nargs)
+{
+    return !(callback == ql_state.set_result_unless_cancelled && nargs == 2
+             && ql_future_check_exact(argv[0]));
+}
 
 static int
 handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *argv,
@@ -34,7 +46,10 @@ handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *a
         h->context = NULL;
         return -1;
     }
-    if (context == NULL || context == Py_None) {
+    if ((context == NULL || context == Py_None) && !needs_context(callback, argv, nargs)) {
+        h->context = NULL;      /* runs in whatever context is current */
+    }
+    else if (context == NULL || context == Py_None) {
         h->context = PyContext_CopyCurrent();
         if (h->context == NULL) {
             return -1;
@@ -182,7 +197,7 @@ ql_handle_run(ql_handle *h)
     /* The callback may cancel its own handle, which drops these fields. */
     PyObject *callback = Py_NewRef(h->callback);
     PyObject *tuple = Py_XNewRef(h->args);
-    PyObject *context = Py_NewRef(h->context);
+    PyObject *context = Py_XNewRef(h->context);
     PyObject *stack[QL_HANDLE_INLINE_ARGS];
     Py_ssize_t nargs = h->nargs;
     PyObject *const *argv = stack;
@@ -196,12 +211,12 @@ ql_handle_run(ql_handle *h)
     }
     int rc = 0;
 
-    if (PyContext_Enter(context) < 0) {
+    if (context != NULL && PyContext_Enter(context) < 0) {
         rc = -1;
         goto done;
     }
     PyObject *res = PyObject_Vectorcall(callback, argv, nargs, NULL);
-    if (PyContext_Exit(context) < 0) {
+    if (context != NULL && PyContext_Exit(context) < 0) {
         Py_XDECREF(res);
         rc = -1;
         goto done;
@@ -230,7 +245,7 @@ done:
         }
     }
     Py_XDECREF(tuple);
-    Py_DECREF(context);
+    Py_XDECREF(context);
     Py_DECREF(callback);
     return rc;
 }
@@ -285,10 +300,12 @@ handle_cancelled(ql_handle *h, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(h->cancelled);
 }
 
+/* A handle that needs no context (see needs_context) shows a copy of the
+ * current one: its callback would see the same variables in it. */
 static PyObject *
 handle_get_context(ql_handle *h, PyObject *Py_UNUSED(ignored))
 {
-    return Py_NewRef(h->context);
+    return h->context ? Py_NewRef(h->context) : PyContext_CopyCurrent();
 }
 
 static PyObject *
@@ -398,7 +415,7 @@ static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return Py_N
 static PyObject *handle_get_source_tb(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->source_traceback); }
 static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->repr); }
 static PyObject *handle_get_cancelled(ql_handle *h, void *Py_UNUSED(c)) { return PyBool_FromLong(h->cancelled); }
-static PyObject *handle_get_ctx(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->context); }
+static PyObject *handle_get_ctx(ql_handle *h, void *Py_UNUSED(c)) { return handle_get_context(h, NULL); }
 static PyObject *timer_get_when(ql_timer_handle *t, void *Py_UNUSED(c)) { return PyFloat_FromDouble(t->when); }
 static PyObject *timer_get_scheduled(ql_timer_handle *t, void *Py_UNUSED(c)) { return PyBool_FromLong(t->heap_index >= 0); }
 

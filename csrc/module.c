@@ -79,6 +79,8 @@ PyInit__core(void)
         || import_attr("asyncio.tasks", "_current_tasks", &ql_state.current_tasks) < 0
         || import_attr("asyncio.events", "get_running_loop", &ql_state.get_running_loop) < 0
         || import_attr("asyncio.tasks", "ensure_future", &ql_state.ensure_future) < 0
+        || import_attr("asyncio.futures", "_set_result_unless_cancelled",
+                       &ql_state.set_result_unless_cancelled) < 0
         || import_attr("asyncio", "Future", &ql_state.asyncio_future) < 0
         || import_attr("asyncio", "Task", &ql_state.asyncio_task) < 0) {
         return NULL;

@@ -21,6 +21,7 @@ typedef struct {
     PyObject *current_tasks;            /* asyncio.tasks._current_tasks (dict) */
     PyObject *get_running_loop;         /* asyncio.events.get_running_loop */
     PyObject *ensure_future;            /* asyncio.tasks.ensure_future */
+    PyObject *set_result_unless_cancelled;  /* asyncio.futures._set_result_unless_cancelled */
     PyObject *eager_task_factory;       /* quickloop's own, for create_task's fast path */
     PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
     PyObject *asyncio_task;             /* asyncio.Task (the C base type) */

@@ -477,3 +477,37 @@ def test_no_source_traceback_without_debug(loop):
     loop.run_forever()
     assert len(contexts) == 1
     assert "source_traceback" not in contexts[0]
+
+
+def test_sleep_timer_copies_no_context():
+    """asyncio.sleep()'s timer (futures._set_result_unless_cancelled on a
+    quickloop.Future) runs no user code, so its handle copies no context: one
+    Context per sleeping task (the task's own), not two.  The handle still
+    answers get_context() with a Context, and the sleep still wakes."""
+    import asyncio.futures
+    import quickloop
+
+    loop = quickloop.new_event_loop()
+    try:
+        async def sleeper():
+            await asyncio.sleep(3600)
+
+        async def main():
+            gc.collect()
+            before = sum(type(o) is contextvars.Context for o in gc.get_objects())
+            tasks = [asyncio.create_task(sleeper()) for _ in range(100)]
+            await asyncio.sleep(0)
+            gc.collect()
+            after = sum(type(o) is contextvars.Context for o in gc.get_objects())
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            fut = loop.create_future()
+            h = loop.call_later(0, asyncio.futures._set_result_unless_cancelled, fut, 7)
+            assert isinstance(h.get_context(), contextvars.Context)
+            assert await fut == 7
+            return after - before
+
+        assert loop.run_until_complete(main()) == 100
+    finally:
+        loop.close()
