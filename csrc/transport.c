@@ -143,9 +143,17 @@ io_start(PyObject *self, ql_transport *t, int writer)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    if (ql_loop_io_start(t->loop, t->fd, writer, self) < 0) {
+    /* As loop._add_reader/_add_writer: the callback runs in a copy of the
+     * context current at registration. */
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL) {
         return -1;
     }
+    if (ql_loop_io_start(t->loop, t->fd, writer, self) < 0) {
+        Py_DECREF(context);
+        return -1;
+    }
+    Py_XSETREF(*(writer ? &t->write_context : &t->read_context), context);
     if (writer) {
         t->writing = 1;
     }
@@ -659,11 +667,12 @@ ql_transport_io_ready(PyObject *tr, int writer)
     if (!(writer ? t->writing : t->reading)) {
         return 0;
     }
-    if (t->loop == NULL || t->context == NULL) {
+    PyObject *context = writer ? t->write_context : t->read_context;
+    if (t->loop == NULL || context == NULL) {
         return 0;
     }
     PyObject *loop = Py_NewRef(t->loop);
-    PyObject *context = Py_NewRef(t->context);
+    Py_INCREF(context);
     Py_INCREF(tr);
     int rc = -1;
     if (PyContext_Enter(context) == 0) {
@@ -717,11 +726,6 @@ transport_init_core(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *context = PyContext_CopyCurrent();
-    if (context == NULL) {
-        return NULL;
-    }
-    Py_XSETREF(t->context, context);
     Py_XSETREF(t->loop, Py_NewRef(args[0]));
     Py_XSETREF(t->sock, Py_NewRef(args[1]));
     t->fd = fd;
@@ -1046,7 +1050,8 @@ transport_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(t->server);
     Py_VISIT(t->extra);
     Py_VISIT(t->empty_waiter);
-    Py_VISIT(t->context);
+    Py_VISIT(t->read_context);
+    Py_VISIT(t->write_context);
     return 0;
 }
 
@@ -1060,7 +1065,8 @@ transport_clear(PyObject *self)
     Py_CLEAR(t->server);
     Py_CLEAR(t->extra);
     Py_CLEAR(t->empty_waiter);
-    Py_CLEAR(t->context);
+    Py_CLEAR(t->read_context);
+    Py_CLEAR(t->write_context);
     return 0;
 }
 

@@ -16,7 +16,8 @@ typedef struct {
     PyObject *server;
     PyObject *extra;            /* dict behind get_extra_info() */
     PyObject *empty_waiter;     /* sendfile's "buffer drained" future */
-    PyObject *context;          /* the context I/O callbacks run in */
+    PyObject *read_context;     /* the contexts read and write events run in: */
+    PyObject *write_context;    /* copies taken when the fd was registered */
     char *wbuf;                 /* write buffer: pending bytes are */
     Py_ssize_t wstart;          /* wbuf[wstart:wstart + wlen] */
     Py_ssize_t wlen;

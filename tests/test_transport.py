@@ -822,3 +822,43 @@ def test_many_connections_timeout_bound(loop):
         await shutdown(server, proto, sproto)
 
     run(loop, main())
+
+
+
+
+def test_protocol_callbacks_context(loop):
+    """data_received runs in a copy of the context current when reading started
+    (at connection, and again at each resume_reading()); a value set in one
+    callback is seen by the next (the same context is entered for every event)."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+
+    class Seeing(Recorder):
+        def data_received(self, data):
+            seen.append(var.get())
+            var.set("set in data_received")
+            super().data_received(data)
+
+    async def talk():
+        var.set("before connect")
+        a, b = socket.socketpair()
+        tr, proto = await loop.connect_accepted_socket(lambda: Seeing(loop), a)
+        var.set("changed after connect")
+        b.sendall(b"one")
+        await proto.wait_bytes(3)
+        b.sendall(b"two")
+        await proto.wait_bytes(6)
+        tr.pause_reading()
+        var.set("at resume")
+        tr.resume_reading()  # reading restarts in a copy of this context
+        b.sendall(b"three")
+        await proto.wait_bytes(11)
+        tr.close()
+        await proto.lost
+        b.close()
+        return var.get()
+
+    assert run(loop, talk()) == "at resume"
+    assert seen == ["before connect", "set in data_received", "at resume"]
