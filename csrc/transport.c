@@ -642,11 +642,20 @@ transport_write(PyObject *self, PyObject *data)
                 goto done;
             }
         }
+        /* Buffer first, then register: the writer is never registered with
+         * nothing to write, even when one of the two fails. */
+        if (wbuf_append(t, p, len) < 0) {
+            goto error;
+        }
         if (io_start(self, t, 1) < 0) {
+            wbuf_clear(t);
             goto error;
         }
     }
-    if (wbuf_append(t, p, len) < 0 || maybe_pause_protocol(self, t) < 0) {
+    else if (wbuf_append(t, p, len) < 0) {
+        goto error;
+    }
+    if (maybe_pause_protocol(self, t) < 0) {
         goto error;
     }
 done:
@@ -684,10 +693,15 @@ ql_transport_io_ready(PyObject *tr, int writer)
     if (rc < 0 && !is_fatal_exit()) {
         /* Escaped the transport's own handling: report it as the stdlib's
          * handle for self._read_ready/_write_ready would. */
+        PyObject *exc = ql_err_take();
         PyObject *fn = PyObject_GetAttrString(tr, writer ? "_write_ready" : "_read_ready");
-        PyObject *args = PyTuple_New(0);
-        if (fn != NULL && args != NULL) {
+        PyObject *args = fn ? PyTuple_New(0) : NULL;
+        if (args != NULL) {
+            ql_err_restore(exc);
             rc = ql_handle_report_error(loop, fn, args, context);
+        }
+        else {
+            Py_DECREF(exc);
         }
         Py_XDECREF(fn);
         Py_XDECREF(args);

@@ -862,3 +862,65 @@ def test_protocol_callbacks_context(loop):
 
     assert run(loop, talk()) == "at resume"
     assert seen == ["before connect", "set in data_received", "at resume"]
+
+
+
+def _one_iteration(loop, fault_at=0):
+    """Run one loop iteration, with the C fault countdown armed at fault_at."""
+    from quickloop import _core
+
+    loop.call_soon(loop.stop)
+    _core._set_fault_countdown(fault_at)
+    try:
+        loop.run_forever()
+    finally:
+        _core._set_fault_countdown(0)
+
+
+def test_memory_errors_in_write_and_read_paths(loop, loop_kind):
+    """quickloop only (its C fault hook): a write whose buffering fails raises
+    MemoryError and leaves nothing buffered nor a writer registered; a read
+    whose bytes cannot be made is a fatal read error, as an OSError would be."""
+    if loop_kind != "quickloop":
+        pytest.skip("quickloop._core._set_fault_countdown is quickloop's C fault hook")
+    from quickloop import _core
+
+    async def connect():
+        a, b = socket.socketpair()
+        tr, proto = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
+        return tr, proto, b
+
+    tr, proto, b = run(loop, connect())
+    fd = tr._sock_fd
+    _core._set_fault_countdown(1)
+    try:
+        with pytest.raises(MemoryError):
+            tr.write(b"x" * 4_000_000)  # more than the kernel takes at once
+    finally:
+        _core._set_fault_countdown(0)
+    assert tr.get_write_buffer_size() == 0
+    assert not loop._selector.get_key(fd).events & 2  # no writer left behind
+    sent_early = len(b.recv(8_000_000, socket.MSG_DONTWAIT))  # what the kernel took
+
+    tr.write(b"y" * 4_000_000)  # the transport still works
+    assert tr.get_write_buffer_size() > 0
+    b.setblocking(False)
+    got = 0
+    while got < 4_000_000:
+        _one_iteration(loop)
+        try:
+            got += len(b.recv(1 << 20))
+        except BlockingIOError:
+            pass
+    assert got == 4_000_000 and sent_early > 0
+
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    b.sendall(b"ping")
+    _one_iteration(loop, fault_at=1)  # the read's bytes object fails
+    run(loop, proto.lost, errors=errors)
+    assert [e["message"] for e in errors] == ["Fatal read error on socket transport"]
+    assert isinstance(errors[0]["exception"], MemoryError)
+    assert isinstance(proto.lost.result(), MemoryError)
+    assert bytes(proto.data) == b""
+    b.close()
