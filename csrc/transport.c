@@ -10,6 +10,7 @@
 #include "transport.h"
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include "handle.h"
@@ -971,7 +972,7 @@ set_flag(PyObject *self, PyObject *value, void *closure)
     return 0;
 }
 
-/* Py_ssize_t limits, by offset: ints, huge ones clamped. */
+/* Py_ssize_t limits, by offset: ints (huge ones clamped) or floats (floored). */
 static PyObject *
 get_ssize(PyObject *self, void *closure)
 {
@@ -985,6 +986,18 @@ set_ssize(PyObject *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
         return -1;
     }
+    if (PyFloat_Check(value)) {
+        /* Compared with integer sizes only, so its floor compares the same. */
+        double d = floor(PyFloat_AS_DOUBLE(value));
+        if (isnan(d)) {
+            PyErr_SetString(PyExc_ValueError, "write buffer limit must not be NaN");
+            return -1;
+        }
+        *(Py_ssize_t *)((char *)TR(self) + (Py_ssize_t)closure) =
+            d >= (double)PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+            : d <= (double)PY_SSIZE_T_MIN ? PY_SSIZE_T_MIN : (Py_ssize_t)d;
+        return 0;
+    }
     PyObject *index = PyNumber_Index(value);
     if (index == NULL) {
         return -1;
@@ -996,7 +1009,14 @@ set_ssize(PyObject *self, PyObject *value, void *closure)
             return -1;
         }
         PyErr_Clear();
-        v = _PyLong_Sign(index) < 0 ? PY_SSIZE_T_MIN : PY_SSIZE_T_MAX;
+        PyObject *zero = PyLong_FromLong(0);
+        int negative = zero ? PyObject_RichCompareBool(index, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (negative < 0) {
+            Py_DECREF(index);
+            return -1;
+        }
+        v = negative ? PY_SSIZE_T_MIN : PY_SSIZE_T_MAX;
     }
     Py_DECREF(index);
     *(Py_ssize_t *)((char *)TR(self) + (Py_ssize_t)closure) = v;
