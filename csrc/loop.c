@@ -555,6 +555,7 @@ process_io_events(ql_loop *self, int n)
                                   h, NULL, NULL) < 0) {
                     return -1;
                 }
+                ql_transport_io_queued(ql_transport_state(h), writer);
             }
             else if (((ql_handle *)h)->cancelled) {
                 PyObject *old;

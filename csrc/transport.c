@@ -175,15 +175,23 @@ io_stop(ql_transport *t, int writer)
     return ql_loop_io_stop(t->loop, t->fd, writer) < 0 ? -1 : 0;
 }
 
+ql_transport *
+ql_transport_state(PyObject *tr)
+{
+    return TR(tr);
+}
+
 void
 ql_transport_io_dropped(PyObject *tr, int writer)
 {
     ql_transport *t = TR(tr);
     if (writer) {
         t->writing = 0;
+        t->write_queued = 0;
     }
     else {
         t->reading = 0;
+        t->read_queued = 0;
     }
 }
 
@@ -673,10 +681,13 @@ int
 ql_transport_io_ready(PyObject *tr, int writer)
 {
     ql_transport *t = TR(tr);
-    /* Removed since epoll reported it (the stdlib's handle is cancelled). */
-    if (!(writer ? t->writing : t->reading)) {
+    /* Unregistered since epoll reported it (the stdlib's handle is then
+     * cancelled, and stays so if the fd is registered again). */
+    char *queued = writer ? &t->write_queued : &t->read_queued;
+    if (!*queued) {
         return 0;
     }
+    *queued = 0;
     PyObject *context = writer ? t->write_context : t->read_context;
     if (t->loop == NULL || context == NULL) {
         return 0;

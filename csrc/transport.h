@@ -34,6 +34,8 @@ typedef struct {
     char buffered;              /* protocol is a BufferedProtocol */
     char reading;               /* registered as the fd's reader */
     char writing;               /* registered as the fd's writer */
+    char read_queued;           /* a read/write event is on the ready queue and */
+    char write_queued;          /* still valid (cleared when unregistered) */
 } ql_transport;
 
 extern PyTypeObject *ql_transport_type;
@@ -41,6 +43,22 @@ extern PyTypeObject *ql_transport_type;
 /* The fd's reader (writer=0) or writer (writer=1) registration of transport
  * tr was dropped by the loop (removed or replaced). */
 void ql_transport_io_dropped(PyObject *tr, int writer);
+/* tr's read or write event goes on the ready queue: like the stdlib's
+ * handle, it is dropped if tr unregisters before it runs. */
+static inline void
+ql_transport_io_queued(ql_transport *t, int writer)
+{
+    if (writer) {
+        t->write_queued = 1;
+    }
+    else {
+        t->read_queued = 1;
+    }
+}
+
+/* The ql_transport state of transport object tr. */
+ql_transport *ql_transport_state(PyObject *tr);
+
 /* Run tr's read or write event.  Errors are reported as a failing callback
  * would be; -1 only for SystemExit/KeyboardInterrupt. */
 int ql_transport_io_ready(PyObject *tr, int writer);

@@ -924,3 +924,32 @@ def test_memory_errors_in_write_and_read_paths(loop, loop_kind):
     assert isinstance(proto.lost.result(), MemoryError)
     assert bytes(proto.data) == b""
     b.close()
+
+
+def test_read_event_dropped_by_pause_resume_in_same_iteration(loop):
+    """A read event already reported when a callback earlier in the same
+    iteration pauses and resumes reading is dropped (asyncio cancels the
+    reader's handle); the data is read one iteration later."""
+
+    async def connect():
+        a, b = socket.socketpair()
+        tr, proto = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
+        return tr, proto, b
+
+    tr, proto, b = run(loop, connect())
+
+    def pause_resume():
+        tr.pause_reading()
+        tr.resume_reading()
+
+    b.sendall(b"data")
+    loop.call_soon(pause_resume)
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one iteration: the fd is reported readable in it
+    assert bytes(proto.data) == b""
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert bytes(proto.data) == b"data"
+    tr.close()
+    run(loop, proto.lost)
+    b.close()
