@@ -23,9 +23,9 @@ Py_ssize_t ql_subclass_offset(PyObject *base);
 
 #define TR(op) ((ql_transport *)((char *)(op) + transport_offset))
 
-/* recv() size, as the stdlib's max_size.  Reads go to one scratch buffer and
- * are copied into the bytes given to data_received (the GIL is held, so one
- * buffer serves every loop). */
+/* recv() size, as the stdlib's max_size.  Small reads go to one scratch
+ * buffer and are copied into the bytes given to data_received (the GIL is
+ * held, so one buffer serves every loop); see BIG_READ for large ones. */
 #define MAX_SIZE (256 * 1024)
 /* write() after connection loss warns from this many calls on
  * (asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES). */
@@ -439,31 +439,52 @@ recv_some(int fd, char *buf, Py_ssize_t len, Py_ssize_t *n)
     return 1;
 }
 
+/* A read at least this large makes the next read go straight into a new
+ * bytes object of MAX_SIZE (shrunk to fit) instead of the shared scratch
+ * buffer: a copy saved where copies cost, a big allocation avoided where they
+ * do not. */
+#define BIG_READ (64 * 1024)
+
 static int
 read_ready_data_received(PyObject *self, ql_transport *t)
 {
     if (t->conn_lost) {
         return 0;
     }
-    if (read_scratch == NULL) {
-        read_scratch = PyMem_RawMalloc(MAX_SIZE);
-        if (read_scratch == NULL) {
+    PyObject *data = NULL;
+    char *buf = read_scratch;
+    if (t->big_reads) {
+        data = ql_fault_point() < 0 ? NULL : PyBytes_FromStringAndSize(NULL, MAX_SIZE);
+        if (data == NULL) {
+            return fatal_error(self, "Fatal read error on socket transport");
+        }
+        buf = PyBytes_AS_STRING(data);
+    }
+    else if (buf == NULL) {
+        buf = read_scratch = PyMem_RawMalloc(MAX_SIZE);
+        if (buf == NULL) {
             PyErr_NoMemory();
             return fatal_error(self, "Fatal read error on socket transport");
         }
     }
     Py_ssize_t n = 0;
-    int rc = recv_some(t->fd, read_scratch, MAX_SIZE, &n);
-    if (rc == 0) {
-        return 0;
+    int rc = recv_some(t->fd, buf, MAX_SIZE, &n);
+    if (rc <= 0) {
+        Py_XDECREF(data);
+        return rc == 0 ? 0 : fatal_error(self, "Fatal read error on socket transport");
     }
-    PyObject *data = NULL;
-    if (rc < 0 || ql_fault_point() < 0
-        || (n > 0 && (data = PyBytes_FromStringAndSize(read_scratch, n)) == NULL)) {
-        return fatal_error(self, "Fatal read error on socket transport");
-    }
+    t->big_reads = n >= BIG_READ;
     if (n == 0) {
+        Py_XDECREF(data);
         return read_eof(self, t);
+    }
+    if (data != NULL) {
+        if (n < MAX_SIZE && _PyBytes_Resize(&data, n) < 0) {
+            return fatal_error(self, "Fatal read error on socket transport");
+        }
+    }
+    else if (ql_fault_point() < 0 || (data = PyBytes_FromStringAndSize(buf, n)) == NULL) {
+        return fatal_error(self, "Fatal read error on socket transport");
     }
     PyObject *args[2] = {Py_NewRef(t->protocol), data};
     PyObject *res = PyObject_VectorcallMethod(ql_state.str_data_received, args,

@@ -34,6 +34,7 @@ typedef struct {
     char buffered;              /* protocol is a BufferedProtocol */
     char reading;               /* registered as the fd's reader */
     char writing;               /* registered as the fd's writer */
+    char big_reads;             /* the last read was large: read into a fresh bytes */
     char read_queued;           /* a read/write event is on the ready queue and */
     char write_queued;          /* still valid (cleared when unregistered) */
 } ql_transport;

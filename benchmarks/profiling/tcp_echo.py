@@ -1,4 +1,4 @@
-"""Profiling driver: N echo round trips of a 1 kB message over one loopback TCP
+"""Profiling driver: N echo round trips of a SIZE-byte message (env SIZE, default 1024) over one loopback TCP
 connection, client and server Protocols on the same loop (env N).
 
 Usage: python tcp_echo.py stdlib|uvloop|quickloop [nogc]
@@ -6,7 +6,7 @@ Usage: python tcp_echo.py stdlib|uvloop|quickloop [nogc]
 import asyncio, gc, os, sys, time
 import quickloop
 N = int(os.environ.get("N", 20_000))
-MSG = b"x" * 1024
+MSG = b"x" * int(os.environ.get("SIZE", 1024))
 class Echo(asyncio.Protocol):
     def connection_made(self, tr): self.tr = tr
     def data_received(self, data): self.tr.write(data)
