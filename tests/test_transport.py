@@ -953,3 +953,33 @@ def test_read_event_dropped_by_pause_resume_in_same_iteration(loop):
     tr.close()
     run(loop, proto.lost)
     b.close()
+
+
+def test_bulk_receive_from_thread_writer(loop):
+    """3 MiB of patterned data from a blocking writer thread: every read size,
+    from small to the 256 KiB maximum, delivers the bytes in order."""
+    import threading
+
+    payload = b"".join(i.to_bytes(4, "big") for i in range(3 * 1024 * 1024 // 4))
+    sizes = []
+
+    class Sizes(Recorder):
+        def data_received(self, data):
+            sizes.append(len(data))
+            super().data_received(data)
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        tr, proto = await loop.connect_accepted_socket(lambda: Sizes(loop), a)
+        writer = threading.Thread(target=b.sendall, args=(payload,))
+        writer.start()
+        got = await proto.wait_bytes(len(payload))
+        writer.join()
+        tr.close()
+        await proto.lost
+        b.close()
+        return got
+
+    assert run(loop, main()) == payload
+    assert max(sizes) <= 256 * 1024
