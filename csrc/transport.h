@@ -3,7 +3,8 @@
  * poller holds the transport itself as an fd's reader or writer, and the
  * loop calls ql_transport_io_ready() for its events: no Handle per event.
  * Invariant: reading/writing are set exactly while the loop's fd table
- * holds this transport as the fd's reader/writer. */
+ * holds this transport as the fd's reader/writer (until the loop closes and
+ * drops its table). */
 #ifndef QL_TRANSPORT_H
 #define QL_TRANSPORT_H
 
