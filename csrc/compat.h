@@ -63,6 +63,17 @@ ql_err_restore(PyObject *exc)
  * zero from 3.13 on. */
 #define QL_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)
 
+/* int(obj) as a C int: PyLong_AsInt is public from 3.13. */
+static inline int
+ql_long_as_int(PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyLong_AsInt(obj);
+#else
+    return _PyLong_AsInt(obj);
+#endif
+}
+
 /* getattr that returns 0 (no exception) when the attribute is missing. */
 static inline int
 ql_getattr_optional(PyObject *obj, PyObject *name, PyObject **result)

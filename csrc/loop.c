@@ -10,6 +10,7 @@
 #include "future.h"
 #include "module.h"
 #include "task.h"
+#include "transport.h"
 
 /* The longest single wait, as in the stdlib (MAXIMUM_SELECT_TIMEOUT). */
 #define MAX_WAIT_NS (INT64_C(86400) * 1000000000)
@@ -437,6 +438,52 @@ loop_make_handle(ql_loop *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- I/O readiness ---------------------------------------------------------- */
 
+/* An fd's reader or writer left the fd table: a Handle is cancelled (as the
+ * selector loop does), a transport told it is no longer registered. */
+static int
+drop_io_object(PyObject *old, int writer)
+{
+    if (ql_handle_check(old)) {
+        return ql_handle_cancel((ql_handle *)old);
+    }
+    ql_transport_io_dropped(old, writer);
+    return 0;
+}
+
+int
+ql_loop_io_start(PyObject *loop, int fd, int writer, PyObject *obj)
+{
+    ql_loop *self = (ql_loop *)loop;
+    PyObject *old;
+    if (check_closed(self) < 0 || ql_poller_set(&self->poller, fd, writer, obj, &old) < 0) {
+        return -1;
+    }
+    if (old != NULL && old != obj) {
+        int rc = drop_io_object(old, writer);
+        Py_DECREF(old);
+        return rc;
+    }
+    Py_XDECREF(old);
+    return 0;
+}
+
+int
+ql_loop_io_stop(PyObject *loop, int fd, int writer)
+{
+    ql_loop *self = (ql_loop *)loop;
+    if (self->closed) {
+        return 0;
+    }
+    PyObject *old;
+    ql_poller_unset(&self->poller, fd, writer, &old);
+    if (old == NULL) {
+        return 0;
+    }
+    int rc = drop_io_object(old, writer);
+    Py_DECREF(old);
+    return rc < 0 ? -1 : 1;
+}
+
 static PyObject *
 add_io(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
        const char *method)
@@ -459,7 +506,7 @@ add_io(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
         return NULL;
     }
     if (old != NULL) {
-        int rc = ql_handle_cancel((ql_handle *)old);
+        int rc = drop_io_object(old, writer);
         Py_DECREF(old);
         if (rc < 0) {
             Py_DECREF(h);
@@ -489,7 +536,7 @@ remove_io(ql_loop *self, PyObject *fileobj, int writer)
     if (old == NULL) {
         Py_RETURN_FALSE;
     }
-    int rc = ql_handle_cancel((ql_handle *)old);
+    int rc = drop_io_object(old, writer);
     Py_DECREF(old);
     if (rc < 0) {
         return NULL;
@@ -567,7 +614,7 @@ loop_write_to_self(ql_loop *self, PyObject *Py_UNUSED(ignored))
 
 /* Queue the handles of the fds epoll reported, with the selectors module's
  * mapping: any bit but EPOLLOUT wakes the reader, any but EPOLLIN the writer
- * (so errors and hang-ups wake both). */
+ * (so errors and hang-ups wake both).  A transport is queued as itself. */
 static int
 process_io_events(ql_loop *self, int n)
 {
@@ -588,7 +635,14 @@ process_io_events(ql_loop *self, int n)
             if (h == NULL || !(events & ~other)) {
                 continue;
             }
-            if (((ql_handle *)h)->cancelled) {
+            if (!ql_handle_check(h)) {
+                if (ql_ready_push(&self->ready, writer ? QL_READY_IO_WRITE : QL_READY_IO_READ,
+                                  h, NULL, NULL) < 0) {
+                    return -1;
+                }
+                ql_transport_io_queued(ql_transport_state(h), writer);
+            }
+            else if (((ql_handle *)h)->cancelled) {
                 PyObject *old;
                 ql_poller_unset(p, fd, writer, &old);
                 Py_XDECREF(old);
@@ -637,6 +691,10 @@ run_entry(ql_loop *self, ql_ready_entry *e)
         return ql_task_run_wakeup(e->obj, e->arg);
     case QL_READY_CALLBACK:
         return ql_fut_run_callback((PyObject *)self, e->obj, e->arg, e->context);
+    case QL_READY_IO_READ:
+        return ql_transport_io_ready(e->obj, 0);
+    case QL_READY_IO_WRITE:
+        return ql_transport_io_ready(e->obj, 1);
     }
     return 0;
 }

@@ -57,6 +57,13 @@ int ql_loop_time(PyObject *loop, double *now);
 PyObject *ql_loop_call_soon(PyObject *loop, PyObject *callback);
 PyObject *ql_loop_call_at(PyObject *loop, double when, PyObject *callback);
 
+/* Register obj (a transport) as fd's reader (writer=0) or writer, replacing
+ * what was there: loop._add_reader/_add_writer without a Handle.  -1 with
+ * RuntimeError on a closed loop, OSError from epoll. */
+int ql_loop_io_start(PyObject *loop, int fd, int writer, PyObject *obj);
+/* loop._remove_reader/_remove_writer(fd): 1 if something was removed. */
+int ql_loop_io_stop(PyObject *loop, int fd, int writer);
+
 int ql_loop_type_ready(PyObject *module);
 
 #endif /* QL_LOOP_H */

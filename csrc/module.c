@@ -6,6 +6,7 @@
 #include "loop.h"
 #include "module.h"
 #include "task.h"
+#include "transport.h"
 
 ql_module_state ql_state;
 long ql_fault_countdown;
@@ -82,7 +83,12 @@ PyInit__core(void)
         || import_attr("asyncio.futures", "_set_result_unless_cancelled",
                        &ql_state.set_result_unless_cancelled) < 0
         || import_attr("asyncio", "Future", &ql_state.asyncio_future) < 0
-        || import_attr("asyncio", "Task", &ql_state.asyncio_task) < 0) {
+        || import_attr("asyncio", "Task", &ql_state.asyncio_task) < 0
+        || import_attr("asyncio.protocols", "BufferedProtocol",
+                       &ql_state.buffered_protocol) < 0
+        || import_attr("asyncio.transports", "_FlowControlMixin",
+                       &ql_state.flow_control_mixin) < 0
+        || import_attr("asyncio.log", "logger", &ql_state.logger) < 0) {
         return NULL;
     }
     if (!PyType_Check(ql_state.asyncio_future) || !PyType_Check(ql_state.asyncio_task)
@@ -100,6 +106,8 @@ PyInit__core(void)
         {&ql_state.str_add_done_callback, "add_done_callback"},
         {&ql_state.str_asyncio_future_blocking, "_asyncio_future_blocking"},
         {&ql_state.str_throw, "throw"},
+        {&ql_state.str_data_received, "data_received"},
+        {&ql_state.str_buffer_updated, "buffer_updated"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
@@ -118,7 +126,7 @@ PyInit__core(void)
     }
     if (ql_handle_types_ready(module) < 0 || ql_loop_type_ready(module) < 0
         || ql_future_type_ready(module) < 0 || ql_task_type_ready(module) < 0
-        || ql_helpers_ready(module) < 0) {
+        || ql_helpers_ready(module) < 0 || ql_transport_type_ready(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -25,6 +25,9 @@ typedef struct {
     PyObject *eager_task_factory;       /* quickloop's own, for create_task's fast path */
     PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
     PyObject *asyncio_task;             /* asyncio.Task (the C base type) */
+    PyObject *buffered_protocol;        /* asyncio.BufferedProtocol */
+    PyObject *flow_control_mixin;       /* asyncio.transports._FlowControlMixin */
+    PyObject *logger;                   /* asyncio.log.logger */
     PyObject *str_context;              /* "context": interned names, for */
     PyObject *str_call_soon;            /* method calls that need no hashing */
     PyObject *str_cancel;
@@ -33,6 +36,8 @@ typedef struct {
     PyObject *str_asyncio_future_blocking;
     PyObject *str_throw;
     PyObject *str_msg;                  /* "msg" */
+    PyObject *str_data_received;        /* protocol methods the transport calls */
+    PyObject *str_buffer_updated;
     PyObject *kwnames_context;          /* ("context",) */
     PyObject *kwnames_msg;              /* ("msg",) */
 } ql_module_state;

@@ -13,6 +13,8 @@ typedef enum {
     QL_READY_STEP,      /* obj: a Task; arg: exception to throw in, or NULL */
     QL_READY_WAKEUP,    /* obj: a Task; arg: the future it was waiting on */
     QL_READY_CALLBACK,  /* obj: a done callback; arg: its future; context */
+    QL_READY_IO_READ,   /* obj: a transport whose fd is readable */
+    QL_READY_IO_WRITE,  /* obj: a transport whose fd is writable */
 } ql_ready_kind;
 
 typedef struct {

@@ -8,7 +8,9 @@ stdlib's BaseEventLoop and _UnixSelectorEventLoop of the running Python.
 
 Networking, pipes and subprocesses are asyncio's own: Loop inherits them from
 asyncio's unix SelectorEventLoop, whose transports register their fds through
-the C core's _add_reader/_add_writer.  Every method that the C core or this
+the C core's _add_reader/_add_writer.  The exception: plain TCP and Unix stream
+connections get quickloop's C transport (quickloop.transport), which the C
+core dispatches without handles.  Every method that the C core or this
 class defines wins over the inherited one (the MRO puts LoopCore first), and
 the inherited __init__ never runs: no selector and no self-pipe exist.  The
 C core is the only thing that waits and dispatches.
@@ -30,6 +32,9 @@ from asyncio.log import logger
 
 from . import _compat
 from ._core import LoopCore
+from .transport import SocketTransport
+
+_STREAM_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
 
 # Every live loop, so a forked child can give each its own epoll and eventfd.
 _live_loops = weakref.WeakSet()
@@ -229,6 +234,22 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
             self._signal_socks = None
             if self._signal_handlers:
                 self._open_signal_socks()
+
+    # ---- transports --------------------------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        # Debug mode keeps asyncio's transport: its callbacks then run as
+        # handles, which the slow-callback check and debug logging cover.
+        if (
+            not self._debug
+            and isinstance(sock, socket.socket)
+            and sock.type == socket.SOCK_STREAM
+            and sock.family in _STREAM_FAMILIES
+        ):
+            return SocketTransport(self, sock, protocol, waiter, extra, server)
+        return super()._make_socket_transport(
+            sock, protocol, waiter, extra=extra, server=server
+        )
 
     # ---- futures and tasks -------------------------------------------------
     # create_future() and create_task() are C; a custom task factory is the
