@@ -2,6 +2,7 @@
  * asyncio.futures.Future; every method is overridden because the base type's
  * own fields are never initialised.  Invariant: while state is PENDING the
  * callbacks are cb0 then cbs[0..ncbs); once done, there are none. */
+#include "ctxcopy.h"
 #include "future.h"
 #include "loop.h"
 #include "module.h"
@@ -41,7 +42,7 @@ schedule_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context
             return rc < 0 ? -1 : 0;
         }
         PyObject *wakeup = ql_task_wakeup_callable(fn);
-        return wakeup ? call_soon_generic(loop, wakeup, fut, ql_task_of(fn)->context) : -1;
+        return wakeup ? call_soon_generic(loop, wakeup, fut, ql_ctx_share(ql_task_of(fn)->context)) : -1;
     }
     if (ql_task_wakeup_check(fn)) {
         rc = ql_loop_queue(loop, QL_READY_WAKEUP, ql_task_wakeup_task(fn), fut, NULL);
@@ -184,7 +185,7 @@ callback_view(ql_fut_callback *cb, PyObject **fn, PyObject **context)
         return -1;
     }
     *fn = Py_NewRef(wakeup);
-    *context = Py_NewRef(ql_task_of(cb->fn)->context);
+    *context = Py_NewRef(ql_ctx_share(ql_task_of(cb->fn)->context));
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* handle.c - Handle and TimerHandle (see handle.h).  A handle owns its loop
  * reference; cancelling a TimerHandle disarms it from the loop's heap at once. */
 #include "handle.h"
+#include "ctxcopy.h"
 #include "future.h"
 #include "loop.h"
 #include "module.h"
@@ -50,13 +51,13 @@ handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *a
         h->context = NULL;      /* runs in whatever context is current */
     }
     else if (context == NULL || context == Py_None) {
-        h->context = PyContext_CopyCurrent();
+        h->context = ql_ctx_copy();
         if (h->context == NULL) {
             return -1;
         }
     }
     else {
-        h->context = Py_NewRef(context);
+        h->context = Py_NewRef(ql_ctx_share(context));
     }
     if (debug) {
         h->source_traceback = PyObject_CallNoArgs(ql_state.extract_stack);
@@ -305,7 +306,7 @@ handle_cancelled(ql_handle *h, PyObject *Py_UNUSED(ignored))
 static PyObject *
 handle_get_context(ql_handle *h, PyObject *Py_UNUSED(ignored))
 {
-    return h->context ? Py_NewRef(h->context) : PyContext_CopyCurrent();
+    return h->context ? Py_NewRef(ql_ctx_share(h->context)) : PyContext_CopyCurrent();
 }
 
 static PyObject *
@@ -428,7 +429,10 @@ handle_traverse(ql_handle *h, visitproc visit, void *arg)
     Py_VISIT(h->args);
     Py_VISIT(h->argv[0]);
     Py_VISIT(h->argv[1]);
-    Py_VISIT(h->context);
+    int rc = ql_ctx_visit(h->context, visit, arg);
+    if (rc != 0) {
+        return rc;
+    }
     Py_VISIT(h->loop);
     Py_VISIT(h->source_traceback);
     Py_VISIT(h->repr);
@@ -443,7 +447,7 @@ handle_clear(ql_handle *h)
     Py_CLEAR(h->argv[0]);
     Py_CLEAR(h->argv[1]);
     h->nargs = 0;
-    Py_CLEAR(h->context);
+    ql_ctx_drop(&h->context);
     Py_CLEAR(h->loop);
     Py_CLEAR(h->source_traceback);
     Py_CLEAR(h->repr);

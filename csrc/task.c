@@ -1,6 +1,7 @@
 /* task.c - quickloop.Task (see task.h): stepping a coroutine, waking up when
  * the future it awaits is done, and cancellation.  Semantics are those of
  * asyncio.tasks.Task (the pure-Python one is the readable spec). */
+#include "ctxcopy.h"
 #include "handle.h"
 #include "loop.h"
 #include "module.h"
@@ -177,7 +178,7 @@ schedule_step(PyObject *task, ql_task *t, PyObject *exc)
     if (step == NULL) {
         return -1;
     }
-    PyObject *args[3] = {t->fut.loop, step, t->context};
+    PyObject *args[3] = {t->fut.loop, step, ql_ctx_share(t->context)};
     PyObject *res = PyObject_VectorcallMethod(ql_state.str_call_soon, args,
                                               2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                               ql_state.kwnames_context);
@@ -320,7 +321,7 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
         if (PyObject_SetAttrString(fut, "_asyncio_future_blocking", Py_False) < 0) {
             return -1;
         }
-        PyObject *args[3] = {fut, wakeup, t->context};
+        PyObject *args[3] = {fut, wakeup, ql_ctx_share(t->context)};
         PyObject *res = PyObject_VectorcallMethod(ql_state.str_add_done_callback, args,
                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                                   ql_state.kwnames_context);
@@ -753,13 +754,16 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
     t->num_cancels_requested = 0;
     Py_XSETREF(t->coro, Py_NewRef(coro));
     if (context == NULL || context == Py_None) {
-        Py_XSETREF(t->context, PyContext_CopyCurrent());
+        ql_ctx_drop(&t->context);
+        t->context = ql_ctx_copy();
         if (t->context == NULL) {
             return -1;
         }
     }
     else {
-        Py_XSETREF(t->context, Py_NewRef(context));
+        PyObject *given = Py_NewRef(ql_ctx_share(context));
+        ql_ctx_drop(&t->context);
+        t->context = given;
     }
     if (name == NULL || name == Py_None) {
         Py_CLEAR(t->name);
@@ -866,7 +870,7 @@ task_get_coro(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 task_get_context(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *context = ql_task_of(self)->context;
+    PyObject *context = ql_ctx_share(ql_task_of(self)->context);
     return Py_NewRef(context ? context : Py_None);
 }
 
@@ -943,7 +947,7 @@ task_attr_or_none(PyObject *v)
 
 static PyObject *task_get_coro_attr(PyObject *self, void *Py_UNUSED(c)) { return task_attr_or_none(ql_task_of(self)->coro); }
 static PyObject *task_get_fut_waiter(PyObject *self, void *Py_UNUSED(c)) { return task_attr_or_none(ql_task_of(self)->fut_waiter); }
-static PyObject *task_get_context_attr(PyObject *self, void *Py_UNUSED(c)) { return task_attr_or_none(ql_task_of(self)->context); }
+static PyObject *task_get_context_attr(PyObject *self, void *Py_UNUSED(c)) { return task_attr_or_none(ql_ctx_share(ql_task_of(self)->context)); }
 static PyObject *task_get_must_cancel(PyObject *self, void *Py_UNUSED(c)) { return PyBool_FromLong(ql_task_of(self)->must_cancel); }
 static PyObject *task_get_num_cancels(PyObject *self, void *Py_UNUSED(c)) { return PyLong_FromLong(ql_task_of(self)->num_cancels_requested); }
 static PyObject *task_get_name_attr(PyObject *self, void *Py_UNUSED(c)) { return task_get_name(self, NULL); }
@@ -997,12 +1001,15 @@ task_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
 #endif
     Py_VISIT(t->coro);
-    Py_VISIT(t->context);
+    int rc = ql_ctx_visit(t->context, visit, arg);
+    if (rc != 0) {
+        return rc;
+    }
     Py_VISIT(t->name);
     Py_VISIT(t->fut_waiter);
     Py_VISIT(t->wakeup);
     Py_VISIT(t->cancel_origin);
-    int rc = ql_fut_traverse(&t->fut, visit, arg);
+    rc = ql_fut_traverse(&t->fut, visit, arg);
     if (rc != 0) {
         return rc;
     }
@@ -1013,7 +1020,7 @@ static void
 task_clear_fields(ql_task *t)
 {
     Py_CLEAR(t->coro);
-    Py_CLEAR(t->context);
+    ql_ctx_drop(&t->context);
     Py_CLEAR(t->name);
     Py_CLEAR(t->fut_waiter);
     Py_CLEAR(t->wakeup);
