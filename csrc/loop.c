@@ -723,7 +723,15 @@ run_once(ql_loop *self)
         }
     }
 
-    int n = ql_poller_wait(&self->poller, timeout);
+    /* Work is ready and no fd but the wake-up fd is watched: a poll could
+     * only report a wake-up, which a loop that does not block needs not
+     * see (call_soon_threadsafe has queued its callback already).  Skipping
+     * it saves a system call per busy iteration. */
+    int n = 0;
+    if (timeout != 0 || self->poller.nwatchers > 0) {
+        n = ql_poller_wait(&self->poller, timeout);
+        self->polls++;
+    }
     if (n < 0) {
         if (errno != EINTR) {
             PyErr_SetFromErrno(PyExc_OSError);
@@ -937,6 +945,12 @@ loop_get_iterations(ql_loop *self, void *Py_UNUSED(c))
 }
 
 static PyObject *
+loop_get_polls(ql_loop *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(self->polls);
+}
+
+static PyObject *
 loop_get_stopping(ql_loop *self, void *Py_UNUSED(c))
 {
     return PyBool_FromLong(self->stopping);
@@ -1062,6 +1076,9 @@ static PyGetSetDef loop_getset[] = {
      "Number of armed timers the loop holds.", NULL},
     {"_iterations", (getter)loop_get_iterations, NULL,
      "Number of loop iterations run.", NULL},
+    {"_polls", (getter)loop_get_polls, NULL,
+     "Number of epoll waits made (an iteration with work ready and no fd "
+     "watched makes none).", NULL},
     {"_stopping", (getter)loop_get_stopping, NULL, NULL, NULL},
     {"_closed", (getter)loop_get_closed, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},

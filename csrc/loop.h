@@ -21,6 +21,7 @@ typedef struct {
     PyObject *task_factory;         /* NULL: quickloop.Task */
     uint64_t timer_seq;
     uint64_t iterations;
+    uint64_t polls;              /* epoll waits made (busy iterations may skip one) */
     unsigned long thread_id;        /* valid while running */
     double slow_callback_duration;
     int running;

@@ -13,6 +13,7 @@ ql_poller_init(ql_poller *p)
 {
     p->fds = NULL;
     p->nfds = 0;
+    p->nwatchers = 0;
     p->max_events = POLLER_MIN_EVENTS;
     p->events = PyMem_Malloc(sizeof(struct epoll_event) * p->max_events);
     if (p->events == NULL) {
@@ -108,6 +109,9 @@ ql_poller_set(ql_poller *p, int fd, int writer, PyObject *handle, PyObject **old
     PyObject **slot = writer ? &e->writer : &e->reader;
     *old = *slot;
     *slot = Py_NewRef(handle);
+    if (*old == NULL) {
+        p->nwatchers++;
+    }
     return 0;
 }
 
@@ -129,6 +133,9 @@ ql_poller_unset(ql_poller *p, int fd, int writer, PyObject **old)
     PyObject **slot = writer ? &e->writer : &e->reader;
     *old = *slot;
     *slot = NULL;
+    if (*old != NULL) {
+        p->nwatchers--;
+    }
 }
 
 int
@@ -154,6 +161,12 @@ int
 ql_poller_wait(ql_poller *p, int64_t timeout_ns)
 {
     int n = -1;
+    if (timeout_ns == 0) {
+        /* A poll that cannot block keeps the GIL: releasing and taking it
+         * back on every busy iteration costs more than the poll. */
+        n = epoll_wait(p->epfd, p->events, p->max_events, 0);
+        goto polled;
+    }
     Py_BEGIN_ALLOW_THREADS
 #ifdef QL_HAVE_EPOLL_PWAIT2
     if (!pwait2_unavailable) {
@@ -179,6 +192,7 @@ ql_poller_wait(ql_poller *p, int64_t timeout_ns)
         n = epoll_wait(p->epfd, p->events, p->max_events, ms);
     }
     Py_END_ALLOW_THREADS
+polled:
     if (n == p->max_events) {
         /* A full buffer: offer a bigger one next time (best effort). */
         struct epoll_event *ev = PyMem_Realloc(p->events,
@@ -219,6 +233,7 @@ ql_poller_close(ql_poller *p)
     int nfds = p->nfds;
     p->fds = NULL;
     p->nfds = 0;
+    p->nwatchers = 0;
     for (int i = 0; i < nfds; i++) {
         Py_XDECREF(fds[i].reader);
         Py_XDECREF(fds[i].writer);

@@ -21,6 +21,7 @@ typedef struct {
     int nfds;                       /* size of fds */
     struct epoll_event *events;
     int max_events;
+    int nwatchers;                  /* reader and writer slots holding a handle */
 } ql_poller;
 
 int ql_poller_init(ql_poller *p);

@@ -810,3 +810,108 @@ def test_many_fds(loop):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+# --------------------------------------------------------------------------- busy iterations
+
+def test_busy_loop_without_watched_fds_skips_polls(loop_kind):
+    """With work ready and no fd watched, an iteration makes no epoll call:
+    only the wake-up fd could be reported, and a loop that does not block
+    needs no wake-up."""
+    if loop_kind != "quickloop":
+        pytest.skip("quickloop's own counters")
+    from conftest import make_loop
+    loop = make_loop(loop_kind)
+    try:
+        spin(loop, 10)
+        iterations, polls = loop._iterations, loop._polls
+        spin(loop, 1000)
+        assert loop._iterations - iterations >= 1000
+        assert loop._polls - polls <= 3
+    finally:
+        loop.close()
+
+
+def test_busy_loop_with_watched_fd_polls_every_iteration(loop_kind, sockpair):
+    if loop_kind != "quickloop":
+        pytest.skip("quickloop's own counters")
+    from conftest import make_loop
+    loop = make_loop(loop_kind)
+    try:
+        loop.add_reader(sockpair[0].fileno(), lambda: None)
+        iterations, polls = loop._iterations, loop._polls
+        spin(loop, 100)
+        assert loop._polls - polls == loop._iterations - iterations
+        loop.remove_reader(sockpair[0].fileno())
+        iterations, polls = loop._iterations, loop._polls
+        spin(loop, 100)
+        assert loop._polls - polls <= 3
+    finally:
+        loop.close()
+
+
+def test_reader_fires_while_loop_is_busy(loop, sockpair):
+    """Data arriving while callbacks keep the loop busy is reported at the
+    next iteration's poll, as on the selector loop."""
+    a, b = sockpair
+    seen = []
+    fired_at = []
+    done = loop.create_future()
+
+    def on_readable():
+        seen.append(a.recv(100))
+        fired_at.append(count[0])
+        loop.remove_reader(a.fileno())
+
+    count = [0]
+
+    def step():
+        count[0] += 1
+        if count[0] == 10:
+            b.send(b"ping")
+        if fired_at or count[0] > 10_000:
+            done.set_result(None)
+        else:
+            loop.call_soon(step)
+
+    loop.add_reader(a.fileno(), on_readable)
+    loop.call_soon(step)
+    run_until(loop, done)
+    assert seen == [b"ping"]
+    assert fired_at and fired_at[0] <= 12
+
+
+def test_threadsafe_calls_during_and_after_busy_iterations(loop):
+    """call_soon_threadsafe from another thread reaches a busy loop that
+    skips its polls, and then a loop blocked in epoll with a wake-up that
+    was signalled but never drained while busy."""
+    import threading
+
+    during = threading.Event()
+    got = []
+    done_busy = loop.create_future()
+    woken = loop.create_future()
+
+    def worker():
+        loop.call_soon_threadsafe(got.append, "during")
+        during.set()
+        for _ in range(100):
+            loop.call_soon_threadsafe(got.append, "more")
+
+    def step(k):
+        if "during" in got or k > 10_000_000:
+            done_busy.set_result(k)
+        else:
+            loop.call_soon(step, k + 1)
+
+    t = threading.Thread(target=worker)
+    loop.call_soon(t.start)
+    loop.call_soon(step, 0)
+    run_until(loop, done_busy)
+    t.join()
+    assert during.is_set()
+
+    t2 = threading.Thread(target=lambda: loop.call_soon_threadsafe(woken.set_result, "woken"))
+    loop.call_soon(t2.start)
+    assert run_until(loop, woken) == "woken"
+    t2.join()
