@@ -32,8 +32,10 @@ build: $(PY)
 	$(PIP) install .
 
 # The full suite, interleaved across loops; rewrites benchmarks/RESULTS.md,
-# the ratio chart and the JSON. Run on a quiet machine.
+# the ratio chart and the JSON. Run on a quiet machine.  wrk (Debian's
+# package) drives the HTTP workload, which is skipped without it.
 bench: $(PY)
+	$(call apt_ensure,wrk)
 	$(PIP) install '.[bench]'
 	$(PY) -m benchmarks --json benchmarks/results.json --results
 

@@ -7,26 +7,7 @@ import concurrent.futures
 import threading
 
 import pytest
-
-
-def run_until(loop, fut, timeout=10.0):
-    fut = asyncio.ensure_future(fut, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            pytest.fail(f"timed out after {timeout}s waiting for {fut!r}")
-        raise
-    finally:
-        timer.cancel()
+from support import run_until
 
 
 class Boom(Exception):

@@ -11,6 +11,7 @@ no assertion is about how long something took.
 """
 import asyncio
 import collections
+import functools
 import gc
 import inspect
 import os
@@ -26,6 +27,7 @@ import weakref
 import pytest
 
 from conftest import make_loop
+import support
 
 try:
     import quickloop
@@ -42,6 +44,7 @@ except ImportError:
         return lambda fn: fn
 
 TIMEOUT = 30.0  # generous bound for anything that waits on another thread or process
+run_until = functools.partial(support.run_until, timeout=TIMEOUT)
 HOST = "127.0.0.1"
 
 # x86_64: epoll_wait, epoll_pwait, epoll_pwait2 ; aarch64: epoll_pwait, epoll_pwait2
@@ -57,32 +60,6 @@ def quickloop_only(loop_kind, reason):
 
 
 # --------------------------------------------------------------------------- helpers
-
-class SafetyNetExpired(AssertionError):
-    pass
-
-
-def run_until(loop, aw, timeout=TIMEOUT):
-    """run_until_complete(aw); a call_later safety net fails the test after timeout."""
-    fut = asyncio.ensure_future(aw, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            fut.cancel()
-            raise SafetyNetExpired(f"safety net: {fut!r} not done after {timeout}s") from None
-        raise
-    finally:
-        timer.cancel()
-
 
 def recording_handler(loop):
     """Install an exception handler that records every context; return the list."""
@@ -672,7 +649,7 @@ def test_signal_storm_while_loop_waits(loop, restore_signals):
             signal.pthread_kill(main_ident, signal.SIGUSR1)
         except BaseException as exc:  # noqa: BLE001
             loop.call_soon_threadsafe(
-                lambda: storm_done.done() or storm_done.set_exception(exc))
+                lambda exc=exc: storm_done.done() or storm_done.set_exception(exc))
 
     def tick():
         ticks[0] += 1

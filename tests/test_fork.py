@@ -21,6 +21,7 @@ import traceback
 import pytest
 
 from conftest import make_loop
+from support import run_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -39,26 +40,6 @@ SHARED_EPOLL_REASON = (
 
 class ChildTimeout(Exception):
     pass
-
-
-def run_until(loop, fut, timeout=10.0):
-    fut = asyncio.ensure_future(fut, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            raise ChildTimeout(f"timed out after {timeout}s waiting for {fut!r}") from None
-        raise
-    finally:
-        timer.cancel()
 
 
 def spin(loop, iterations=5):

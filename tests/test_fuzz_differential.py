@@ -63,12 +63,12 @@ import re
 import subprocess
 import sys
 import time
-from asyncio import events
 
 import pytest
 from hypothesis import HealthCheck, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
+from support import ref_wait_for as ref312_wait_for
 
 try:
     import quickloop
@@ -92,38 +92,6 @@ SMOKE_ITERATIONS = int(os.environ.get("QUICKLOOP_FUZZ_SMOKE_ITERATIONS", "20000"
 # --------------------------------------------------------------------------
 # the helpers under test, and 3.12's wait_for (the referee for quickloop's)
 # --------------------------------------------------------------------------
-
-def _release_waiter(waiter, *args):
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-async def _cancel_and_wait(fut):
-    loop = events.get_running_loop()
-    waiter = loop.create_future()
-    cb = functools.partial(_release_waiter, waiter)
-    fut.add_done_callback(cb)
-    try:
-        fut.cancel()
-        await waiter
-    finally:
-        fut.remove_done_callback(cb)
-
-
-async def ref312_wait_for(fut, timeout):
-    """CPython 3.12's asyncio.wait_for (Lib/asyncio/tasks.py), comments removed."""
-    if timeout is not None and timeout <= 0:
-        fut = asyncio.ensure_future(fut)
-        if fut.done():
-            return fut.result()
-        await _cancel_and_wait(fut)
-        try:
-            return fut.result()
-        except asyncio.CancelledError as exc:
-            raise TimeoutError from exc
-    async with asyncio.timeout(timeout):
-        return await fut
-
 
 class Helpers:
     def __init__(self, name, shield, timeout, timeout_at, wait_for):

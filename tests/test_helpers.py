@@ -21,7 +21,6 @@ compare the full event records.
 """
 import asyncio
 import contextvars
-import functools
 import gc
 import math
 import re
@@ -30,9 +29,10 @@ import time
 import types
 
 import pytest
-from asyncio import events, exceptions, tasks, timeouts
+from asyncio import tasks
 
 from conftest import make_loop
+from support import ref_wait_for
 
 try:
     import quickloop
@@ -47,64 +47,7 @@ SHORT = 0.01        # a timeout that is meant to fire (its exact timing never ma
 # reference implementations of the 3.12 semantics
 # --------------------------------------------------------------------------
 
-# --- wait_for: copied from CPython 3.12 Lib/asyncio/tasks.py ---------------
-
-def _release_waiter(waiter, *args):
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-async def _cancel_and_wait(fut):
-    """Cancel the *fut* future or task and wait until it completes."""
-
-    loop = events.get_running_loop()
-    waiter = loop.create_future()
-    cb = functools.partial(_release_waiter, waiter)
-    fut.add_done_callback(cb)
-
-    try:
-        fut.cancel()
-        # We cannot wait on *fut* directly to make
-        # sure _cancel_and_wait itself is reliably cancellable.
-        await waiter
-    finally:
-        fut.remove_done_callback(cb)
-
-
-async def ref_wait_for(fut, timeout):
-    """3.12's asyncio.wait_for (verbatim apart from the docstring)."""
-    # The special case for timeout <= 0 is for the following case:
-    #
-    # async def test_waitfor():
-    #     func_started = False
-    #
-    #     async def func():
-    #         nonlocal func_started
-    #         func_started = True
-    #
-    #     try:
-    #         await asyncio.wait_for(func(), 0)
-    #     except asyncio.TimeoutError:
-    #         assert not func_started
-    #     else:
-    #         assert False
-    #
-    # The ensure_future call below is what makes this work.
-    if timeout is not None and timeout <= 0:
-        fut = tasks.ensure_future(fut)
-
-        if fut.done():
-            return fut.result()
-
-        await _cancel_and_wait(fut)
-        try:
-            return fut.result()
-        except exceptions.CancelledError as exc:
-            raise TimeoutError from exc
-
-    async with timeouts.timeout(timeout):
-        return await fut
-
+# --- wait_for: support.ref_wait_for (copied from CPython 3.12) ---------------
 
 # --- eager tasks: 3.12's Task.__eager_start on 3.11's pure-Python Task -----
 

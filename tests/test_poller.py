@@ -3,36 +3,15 @@
 Every test body runs on the stdlib selector loop (the referee) and on quickloop
 (epoll, level-triggered), through the ``loop`` fixture from conftest.py.
 """
-import asyncio
 import errno
 import os
 import socket
 
 import pytest
+from support import run_until
 
 
 # --------------------------------------------------------------------------- helpers
-
-def run_until(loop, fut, timeout=10.0):
-    """Run the loop until ``fut`` is done; fail the test (not hang) after ``timeout``."""
-    fut = asyncio.ensure_future(fut, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            pytest.fail(f"timed out after {timeout}s waiting for {fut!r}")
-        raise
-    finally:
-        timer.cancel()
-
 
 def spin(loop, iterations=5):
     """Run ``iterations`` complete loop iterations (a chain of call_soon callbacks).

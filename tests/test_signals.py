@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from conftest import make_loop
+from support import run_until
 
 try:
     import quickloop
@@ -32,26 +33,6 @@ def _restore_signals():
     for s, h in saved.items():
         signal.signal(s, h)
     signal.set_wakeup_fd(wakeup)
-
-
-def run_until(loop, fut, timeout=10.0):
-    fut = asyncio.ensure_future(fut, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            pytest.fail(f"timed out after {timeout}s waiting for {fut!r}")
-        raise
-    finally:
-        timer.cancel()
 
 
 def spin(loop, iterations=5):

@@ -2,12 +2,12 @@
 
 Every test body runs on the stdlib loop (the referee) and on quickloop.
 """
-import asyncio
 import platform
 import threading
 import time
 
 import pytest
+import support
 
 
 # x86_64: epoll_wait, epoll_pwait, epoll_pwait2 ; aarch64: epoll_pwait, epoll_pwait2
@@ -15,28 +15,6 @@ _EPOLL_SYSCALLS = {
     "x86_64": {"232", "281", "441"},
     "aarch64": {"22", "441"},
 }.get(platform.machine())
-
-
-def run_until(loop, fut, timeout=10.0):
-    """Run until ``fut`` is done; a call_later safety net fails the test after ``timeout``."""
-    fut = asyncio.ensure_future(fut, loop=loop)
-    expired = []
-
-    def expire():
-        if not fut.done():
-            expired.append(True)
-            loop.stop()
-
-    timer = loop.call_later(timeout, expire)
-    try:
-        return loop.run_until_complete(fut)
-    except RuntimeError:
-        if expired:
-            pytest.fail(f"timed out after {timeout}s waiting for {fut!r}: "
-                        f"the loop was not woken up")
-        raise
-    finally:
-        timer.cancel()
 
 
 def wait_until_blocked_in_epoll(native_tid, limit=5.0):
@@ -341,3 +319,7 @@ def test_stop_via_call_soon_threadsafe_unblocks_run_forever(loop):
         timer.cancel()
         t.join(10)
     assert not expired, "run_forever was not woken by call_soon_threadsafe(loop.stop)"
+
+
+def run_until(loop, fut, timeout=10.0):
+    return support.run_until(loop, fut, timeout, why=": the loop was not woken up")
