@@ -63,6 +63,15 @@ ql_err_restore(PyObject *exc)
  * zero from 3.13 on. */
 #define QL_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)
 
+/* Future.set_exception(StopIteration) raises TypeError up to 3.12; from
+ * 3.13 it sets a RuntimeError whose cause and context are the StopIteration
+ * (any subclass too). */
+#define QL_SET_EXCEPTION_WRAPS_STOP_ITERATION (PY_VERSION_HEX >= 0x030D0000)
+
+/* asyncio.Server._attach()/_detach() take the transport from 3.13 on (the
+ * server keeps its clients for close_clients()); before, they take nothing. */
+#define QL_SERVER_ATTACH_TAKES_TRANSPORT (PY_VERSION_HEX >= 0x030D0000)
+
 /* int(obj) as a C int: PyLong_AsInt is public from 3.13. */
 static inline int
 ql_long_as_int(PyObject *obj)

@@ -256,7 +256,20 @@ ql_fut_set_exception(PyObject *self, ql_fut *f, PyObject *exc)
         PyErr_SetString(PyExc_TypeError, "invalid exception object");
         return -1;
     }
-    if (Py_IS_TYPE(value, (PyTypeObject *)PyExc_StopIteration)) {
+    if (QL_SET_EXCEPTION_WRAPS_STOP_ITERATION
+        && PyErr_GivenExceptionMatches(value, PyExc_StopIteration)) {
+        PyObject *wrapped = PyObject_CallFunction(
+            PyExc_RuntimeError, "s", "StopIteration interacts badly with generators "
+                                     "and cannot be raised into a Future");
+        if (wrapped == NULL) {
+            Py_DECREF(value);
+            return -1;
+        }
+        PyException_SetCause(wrapped, Py_NewRef(value));
+        PyException_SetContext(wrapped, value);     /* steals value */
+        value = wrapped;
+    }
+    else if (Py_IS_TYPE(value, (PyTypeObject *)PyExc_StopIteration)) {
         Py_DECREF(value);
         PyErr_SetString(PyExc_TypeError,
                         "StopIteration interacts badly with generators "

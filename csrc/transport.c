@@ -370,7 +370,7 @@ call_connection_lost(PyObject *self, ql_transport *t, PyObject *exc)
     Py_CLEAR(t->loop);
     PyObject *server = t->server;
     if (server != NULL) {
-        if (call_method(server, "_detach", NULL) < 0) {
+        if (call_method(server, "_detach", QL_SERVER_ATTACH_TAKES_TRANSPORT ? self : NULL) < 0) {
             Py_XDECREF(err);
             err = ql_err_take();
         }

@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import functools
 import gc
+import sys
 import types
 import weakref
 
@@ -202,6 +203,15 @@ def test_set_exception_class_is_instantiated(loop):
                          ids=["class", "instance", "instance-with-value"])
 def test_set_exception_refuses_stop_iteration(loop, stop):
     fut = loop.create_future()
+    if sys.version_info >= (3, 13):
+        # 3.13: the future fails with a RuntimeError caused by the StopIteration.
+        fut.set_exception(stop)
+        exc = fut.exception()
+        assert type(exc) is RuntimeError
+        assert str(exc).startswith("StopIteration interacts badly with generators")
+        assert isinstance(exc.__cause__, StopIteration)
+        assert exc.__context__ is exc.__cause__
+        return
     with pytest.raises(TypeError, match="StopIteration interacts badly with generators"):
         fut.set_exception(stop)
     assert not fut.done()

@@ -11,6 +11,7 @@ import logging
 import re
 import socket
 import struct
+import sys
 import warnings
 
 import pytest
@@ -751,6 +752,23 @@ def test_server_close_with_live_connections(loop):
         await server.wait_closed()
         await asyncio.sleep(0)
         return server._active_count
+
+    assert run(loop, main()) == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Server.close_clients() is new in 3.13")
+def test_server_close_clients_closes_accepted_transports(loop):
+    """3.13's Server keeps its transports (_attach/_detach take one), so
+    close_clients() reaches the C transport too (it once raised TypeError
+    in _attach, which asyncio swallows: no connection was ever made)."""
+    async def main():
+        server, tr, proto, sproto = await pair(loop)
+        server.close()
+        server.close_clients()
+        await sproto.lost
+        await proto.lost
+        await server.wait_closed()
+        return len(server._clients)
 
     assert run(loop, main()) == 0
 

@@ -3,6 +3,16 @@ import sys
 import warnings
 
 PY312 = sys.version_info >= (3, 12)
+PY313 = sys.version_info >= (3, 13)
+
+
+def server_attach(server, transport):
+    """Count a new connection on its asyncio.Server: from 3.13 the server
+    keeps its transports (for close_clients()), before it only counted."""
+    if PY313:
+        server._attach(transport)
+    else:
+        server._attach()
 
 
 def set_task_name(task, name):

@@ -111,6 +111,7 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
         self._asyncgens_shutdown_called = False
         self._signal_handlers = {}
         self._signal_socks = None  # (rsock, wsock) once a handler is added
+        self._unix_server_sockets = {}  # read by inherited code from 3.13 on
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self.set_debug(coroutines._is_debug_mode())

@@ -10,6 +10,7 @@ import warnings
 from asyncio import base_events, constants, futures, selector_events
 from asyncio.log import logger
 
+from . import _compat
 from ._core import SocketTransportCore
 
 
@@ -37,7 +38,7 @@ class SocketTransport(SocketTransportCore):
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
-            server._attach()
+            _compat.server_attach(server, self)
         loop._transports[self._sock_fd] = self
         base_events._set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
