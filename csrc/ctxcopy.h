@@ -17,9 +17,9 @@
  *   stored in an error report's handle), ql_ctx_share() tracks it again, for
  *   good.  Storing any context given from outside goes through ql_ctx_share()
  *   too, which leaves an ordinary context as it is.
- * - The owner lets go of its copy only through ql_ctx_drop(), which tracks
- *   it first: CPython's context dealloc unlinks the object from the
- *   collector's list unconditionally.
+ * - The owner lets go of its copy only through ql_ctx_set() or
+ *   ql_ctx_drop(), which track it first: CPython's context dealloc unlinks
+ *   the object from the collector's list unconditionally.
  * - While the copy is entered (the callback or task step runs in it) the
  *   thread state and the running C code hold it too; the running C code also
  *   holds the owner, so the owner is reachable and its traverse stays exact.
@@ -58,16 +58,24 @@ ql_ctx_share(PyObject *ctx)
     return ctx;
 }
 
+/* The owner's store into *slot, as Py_XSETREF: takes ctx (may be NULL),
+ * then releases the context *slot held, tracked again first. */
+static inline void
+ql_ctx_set(PyObject **slot, PyObject *ctx)
+{
+    PyObject *old = *slot;
+    *slot = ctx;
+    if (old != NULL) {
+        ql_ctx_share(old);
+        Py_DECREF(old);
+    }
+}
+
 /* The owner's release of *slot (a context it holds, or NULL). */
 static inline void
 ql_ctx_drop(PyObject **slot)
 {
-    PyObject *ctx = *slot;
-    if (ctx != NULL) {
-        *slot = NULL;
-        ql_ctx_share(ctx);
-        Py_DECREF(ctx);
-    }
+    ql_ctx_set(slot, NULL);
 }
 
 /* For the owner's tp_traverse: an owned copy's references, else ctx. */

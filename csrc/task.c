@@ -754,16 +754,13 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
     t->num_cancels_requested = 0;
     Py_XSETREF(t->coro, Py_NewRef(coro));
     if (context == NULL || context == Py_None) {
-        ql_ctx_drop(&t->context);
-        t->context = ql_ctx_copy();
+        ql_ctx_set(&t->context, ql_ctx_copy());
         if (t->context == NULL) {
             return -1;
         }
     }
     else {
-        PyObject *given = Py_NewRef(ql_ctx_share(context));
-        ql_ctx_drop(&t->context);
-        t->context = given;
+        ql_ctx_set(&t->context, Py_NewRef(ql_ctx_share(context)));
     }
     if (name == NULL || name == Py_None) {
         Py_CLEAR(t->name);
