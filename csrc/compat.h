@@ -6,6 +6,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>      /* offsetof */
 
 /* Take the raised exception (normalized, traceback attached) and clear it.
  * 3.12 deprecates PyErr_Fetch in favour of PyErr_GetRaisedException. */
@@ -50,6 +51,92 @@ ql_err_restore(PyObject *exc)
 #else
 #  define QL_ASYNCIO_BASE_IS_HEAPTYPE 0
 #endif
+
+/* The C layout of _asyncio.Future and _asyncio.Task (FutureObj_HEAD and
+ * TaskObj in CPython's Modules/_asynciomodule.c).  quickloop's Future and
+ * Task keep their state in these very fields, with the base type's meaning
+ * (callback0/context0, a list of (fn, context) tuples for the rest, ...), so
+ * they are no bigger than asyncio's own objects: the cyclic GC's full
+ * collections stream through every tracked object's memory, and a pending
+ * task's bytes are what they cost.  A base method called on a quickloop
+ * object thus reads consistent fields.  ql_asyncio_layout_check() compares
+ * these with the base types' sizes and dict/weakref offsets at import.
+ * Field names are quickloop's; the comments give CPython's. */
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13: the instance dict and weakref list are managed (before the object);
+ * the flags of Future and Task share one bit-field word. */
+#  define QL_FUTURE_FIELDS                                                     \
+    PyObject_HEAD                                                               \
+    PyObject *loop;                 /* fut_loop */                             \
+    ql_fut_callback cb0;            /* fut_callback0, fut_context0 */          \
+    PyObject *callbacks;            /* fut_callbacks */                        \
+    PyObject *exception;            /* fut_exception */                        \
+    PyObject *exception_tb;         /* fut_exception_tb */                     \
+    PyObject *result;               /* fut_result */                           \
+    PyObject *source_traceback;     /* fut_source_tb */                        \
+    PyObject *cancel_msg;           /* fut_cancel_msg */                       \
+    PyObject *cancelled_exc;        /* fut_cancelled_exc */                    \
+    ql_fut_state state;             /* fut_state */                            \
+    unsigned log_tb: 1;             /* fut_log_tb */                           \
+    unsigned blocking: 1;           /* fut_blocking */
+#  define QL_TASK_FIELDS                                                       \
+    QL_FUTURE_FIELDS                                                            \
+    unsigned must_cancel: 1;        /* task_must_cancel */                     \
+    unsigned log_destroy_pending: 1;/* task_log_destroy_pending */             \
+    int num_cancels_requested;      /* task_num_cancels_requested */           \
+    PyObject *fut_waiter;           /* task_fut_waiter */                      \
+    PyObject *coro;                 /* task_coro */                            \
+    PyObject *name;                 /* task_name */                            \
+    PyObject *base_context;         /* task_context: None, see task.h */
+#  define QL_ASYNCIO_MANAGED_DICT 1
+#  define QL_ASYNCIO_DICT_OFFSETS(type) -1, -1
+#else
+#  define QL_FUTURE_FIELDS                                                     \
+    PyObject_HEAD                                                               \
+    PyObject *loop;                 /* fut_loop */                             \
+    ql_fut_callback cb0;            /* fut_callback0, fut_context0 */          \
+    PyObject *callbacks;            /* fut_callbacks */                        \
+    PyObject *exception;            /* fut_exception */                        \
+    PyObject *exception_tb;         /* fut_exception_tb */                     \
+    PyObject *result;               /* fut_result */                           \
+    PyObject *source_traceback;     /* fut_source_tb */                        \
+    PyObject *cancel_msg;           /* fut_cancel_msg */                       \
+    ql_fut_state state;             /* fut_state */                            \
+    int log_tb;                     /* fut_log_tb */                           \
+    int blocking;                   /* fut_blocking */                         \
+    PyObject *dict_;                /* dict: the runtime's (tp_dictoffset) */  \
+    PyObject *weakreflist_;         /* fut_weakreflist: the runtime's */       \
+    PyObject *cancelled_exc;        /* fut_cancelled_exc */
+#  define QL_TASK_FIELDS                                                       \
+    QL_FUTURE_FIELDS                                                            \
+    PyObject *fut_waiter;           /* task_fut_waiter */                      \
+    PyObject *coro;                 /* task_coro */                            \
+    PyObject *name;                 /* task_name */                            \
+    PyObject *base_context;         /* task_context: None, see task.h */       \
+    int must_cancel;                /* task_must_cancel */                     \
+    int log_destroy_pending;        /* task_log_destroy_pending */             \
+    int num_cancels_requested;      /* task_num_cancels_requested */
+#  define QL_ASYNCIO_MANAGED_DICT 0
+#  define QL_ASYNCIO_DICT_OFFSETS(type) offsetof(type, dict_), offsetof(type, weakreflist_)
+#endif
+
+/* 0 if base (an _asyncio type) has the layout QL_*_FIELDS describe, whose
+ * size is size (dict_off/weak_off: where the fields say the instance dict
+ * and weakref list are, QL_ASYNCIO_DICT_OFFSETS(struct)); else ImportError. */
+static inline int
+ql_asyncio_layout_check(PyTypeObject *base, Py_ssize_t size, Py_ssize_t dict_off,
+                        Py_ssize_t weak_off)
+{
+    if (base->tp_basicsize == size
+        && (QL_ASYNCIO_MANAGED_DICT
+            || (base->tp_dictoffset == dict_off && base->tp_weaklistoffset == weak_off))) {
+        return 0;
+    }
+    PyErr_Format(PyExc_ImportError,
+                 "quickloop: %s has a C layout this build does not know (size %zd, "
+                 "expected %zd); see csrc/compat.h", base->tp_name, base->tp_basicsize, size);
+    return -1;
+}
 
 /* asyncio's "current loop or the policy's" getter used by Future(loop=None):
  * private _get_event_loop in 3.11, public get_event_loop from 3.12. */

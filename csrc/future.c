@@ -1,7 +1,7 @@
 /* future.c - quickloop.Future (see future.h).  Semantics are those of
- * asyncio.futures.Future; every method is overridden because the base type's
- * own fields are never initialised.  Invariant: while state is PENDING the
- * callbacks are cb0 then cbs[0..ncbs); once done, there are none. */
+ * asyncio.futures.Future; every method is overridden.  Invariant: while
+ * state is PENDING the callbacks are cb0 then the (fn, context) tuples of the
+ * `callbacks` list; once done, there are none. */
 #include "ctxcopy.h"
 #include "future.h"
 #include "loop.h"
@@ -9,7 +9,6 @@
 #include "task.h"
 
 PyTypeObject *ql_future_type;
-Py_ssize_t ql_future_offset;
 
 static PyTypeObject ql_future_iter_type;
 
@@ -36,7 +35,7 @@ static int
 schedule_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context)
 {
     int rc;
-    if (context == NULL) {      /* fn is a waiting quickloop task */
+    if (context == Py_None) {   /* fn is a waiting quickloop task */
         rc = ql_loop_queue(loop, QL_READY_WAKEUP, fn, fut, NULL);
         if (rc != 0) {
             return rc < 0 ? -1 : 0;
@@ -56,31 +55,33 @@ schedule_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context
     return call_soon_generic(loop, fn, fut, context);
 }
 
+/* How many callbacks there are after cb0. */
+static inline Py_ssize_t
+more_callbacks(ql_fut *f)
+{
+    return f->callbacks == NULL ? 0 : PyList_GET_SIZE(f->callbacks);
+}
+
 static int
 schedule_callbacks(PyObject *self, ql_fut *f)
 {
     /* Detach first: a callback scheduled now may add new ones. */
     ql_fut_callback cb0 = f->cb0;
-    ql_fut_callback *cbs = f->cbs;
-    Py_ssize_t ncbs = f->ncbs;
+    PyObject *more = f->callbacks;
     f->cb0.fn = f->cb0.context = NULL;
-    f->cbs = NULL;
-    f->ncbs = f->cbs_cap = 0;
+    f->callbacks = NULL;
 
     int rc = 0;
     if (cb0.fn != NULL) {
         rc = schedule_callback(f->loop, cb0.fn, self, cb0.context);
         Py_DECREF(cb0.fn);
-        Py_XDECREF(cb0.context);
+        Py_DECREF(cb0.context);
     }
-    for (Py_ssize_t i = 0; i < ncbs; i++) {
-        if (rc == 0) {
-            rc = schedule_callback(f->loop, cbs[i].fn, self, cbs[i].context);
-        }
-        Py_DECREF(cbs[i].fn);
-        Py_XDECREF(cbs[i].context);
+    for (Py_ssize_t i = 0; more != NULL && rc == 0 && i < PyList_GET_SIZE(more); i++) {
+        PyObject *pair = PyList_GET_ITEM(more, i);
+        rc = schedule_callback(f->loop, PyTuple_GET_ITEM(pair, 0), self, PyTuple_GET_ITEM(pair, 1));
     }
-    PyMem_Free(cbs);
+    Py_XDECREF(more);
     return rc;
 }
 
@@ -109,35 +110,32 @@ ql_fut_run_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *conte
     return rc;
 }
 
-/* Append fn to the pending future's callbacks; steals context (may be NULL:
- * fn is a waiting task). */
+/* Append fn to the pending future's callbacks; steals context (None: fn is
+ * a waiting task). */
 static int
 append_callback(ql_fut *f, PyObject *fn, PyObject *context)
 {
     if (ql_fault_point() < 0) {
-        Py_XDECREF(context);
+        Py_DECREF(context);
         return -1;
     }
-    if (f->cb0.fn == NULL && f->ncbs == 0) {
+    if (f->cb0.fn == NULL && more_callbacks(f) == 0) {
         f->cb0.fn = Py_NewRef(fn);
         f->cb0.context = context;
         return 0;
     }
-    if (f->ncbs == f->cbs_cap) {
-        Py_ssize_t cap = f->cbs_cap ? f->cbs_cap * 2 : 4;
-        ql_fut_callback *cbs = PyMem_Realloc(f->cbs, cap * sizeof(*cbs));
-        if (cbs == NULL) {
-            Py_XDECREF(context);
-            PyErr_NoMemory();
+    if (f->callbacks == NULL) {
+        f->callbacks = PyList_New(0);
+        if (f->callbacks == NULL) {
+            Py_DECREF(context);
             return -1;
         }
-        f->cbs = cbs;
-        f->cbs_cap = cap;
     }
-    f->cbs[f->ncbs].fn = Py_NewRef(fn);
-    f->cbs[f->ncbs].context = context;
-    f->ncbs++;
-    return 0;
+    PyObject *pair = PyTuple_Pack(2, fn, context);
+    Py_DECREF(context);
+    int rc = pair == NULL ? -1 : PyList_Append(f->callbacks, pair);
+    Py_XDECREF(pair);
+    return rc;
 }
 
 int
@@ -165,9 +163,9 @@ int
 ql_fut_add_wakeup(PyObject *self, ql_fut *f, PyObject *task)
 {
     if (f->state != QL_PENDING) {
-        return schedule_callback(f->loop, task, self, NULL);
+        return schedule_callback(f->loop, task, self, Py_None);
     }
-    return append_callback(f, task, NULL);
+    return append_callback(f, task, Py_NewRef(Py_None));
 }
 
 /* A callback as Python sees it: a waiting task shows as its wake-up
@@ -175,7 +173,7 @@ ql_fut_add_wakeup(PyObject *self, ql_fut *f, PyObject *task)
 static int
 callback_view(ql_fut_callback *cb, PyObject **fn, PyObject **context)
 {
-    if (cb->context != NULL) {
+    if (cb->context != Py_None) {
         *fn = Py_NewRef(cb->fn);
         *context = Py_NewRef(cb->context);
         return 0;
@@ -203,7 +201,7 @@ state_name(ql_fut_state state)
 static int
 reserve_callbacks(ql_fut *f)
 {
-    return ql_loop_reserve(f->loop, (size_t)f->ncbs + (f->cb0.fn != NULL));
+    return ql_loop_reserve(f->loop, (size_t)more_callbacks(f) + (f->cb0.fn != NULL));
 }
 
 static int
@@ -407,25 +405,6 @@ ql_future_new(PyObject *loop)
 
 /* ---- GC and finalization ----------------------------------------------------- */
 
-int
-ql_fut_traverse(ql_fut *f, visitproc visit, void *arg)
-{
-    Py_VISIT(f->loop);
-    Py_VISIT(f->result);
-    Py_VISIT(f->exception);
-    Py_VISIT(f->exception_tb);
-    Py_VISIT(f->cancel_msg);
-    Py_VISIT(f->cancelled_exc);
-    Py_VISIT(f->source_traceback);
-    Py_VISIT(f->cb0.fn);
-    Py_VISIT(f->cb0.context);
-    for (Py_ssize_t i = 0; i < f->ncbs; i++) {
-        Py_VISIT(f->cbs[i].fn);
-        Py_VISIT(f->cbs[i].context);
-    }
-    return 0;
-}
-
 void
 ql_fut_clear(ql_fut *f)
 {
@@ -434,16 +413,8 @@ ql_fut_clear(ql_fut *f)
      * the future whole. */
     f->log_tb = 0;
     Py_CLEAR(f->cb0.fn);
-    Py_CLEAR(f->cb0.context);   /* NULL for a waiting task */
-    ql_fut_callback *cbs = f->cbs;
-    Py_ssize_t ncbs = f->ncbs;
-    f->cbs = NULL;
-    f->ncbs = f->cbs_cap = 0;
-    for (Py_ssize_t i = 0; i < ncbs; i++) {
-        Py_DECREF(cbs[i].fn);
-        Py_XDECREF(cbs[i].context);
-    }
-    PyMem_Free(cbs);
+    Py_CLEAR(f->cb0.context);
+    Py_CLEAR(f->callbacks);
     Py_CLEAR(f->result);
     Py_CLEAR(f->exception);
     Py_CLEAR(f->exception_tb);
@@ -566,8 +537,9 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     if (f == NULL) {
         return NULL;
     }
-    /* Take the list out while comparing: __eq__ may run arbitrary code. */
-    Py_ssize_t n = (f->cb0.fn != NULL) + f->ncbs;
+    /* Take the callbacks out while comparing: __eq__ may run arbitrary code. */
+    PyObject *more = f->callbacks;
+    Py_ssize_t n = (f->cb0.fn != NULL) + (more == NULL ? 0 : PyList_GET_SIZE(more));
     ql_fut_callback *all = PyMem_Malloc((n ? n : 1) * sizeof(*all));
     if (all == NULL) {
         return PyErr_NoMemory();
@@ -576,18 +548,19 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     if (f->cb0.fn != NULL) {
         all[k++] = f->cb0;
     }
-    for (Py_ssize_t i = 0; i < f->ncbs; i++) {
-        all[k++] = f->cbs[i];
+    for (Py_ssize_t i = 0; k < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(more, i);
+        all[k].fn = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        all[k++].context = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
     }
-    PyMem_Free(f->cbs);
     f->cb0.fn = f->cb0.context = NULL;
-    f->cbs = NULL;
-    f->ncbs = f->cbs_cap = 0;
+    f->callbacks = NULL;
+    Py_XDECREF(more);
 
     Py_ssize_t removed = 0, kept = 0;
     int error = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *seen = all[i].context ? all[i].fn : ql_task_wakeup_callable(all[i].fn);
+        PyObject *seen = all[i].context != Py_None ? all[i].fn : ql_task_wakeup_callable(all[i].fn);
         int eq = error || seen == NULL ? -1 : PyObject_RichCompareBool(seen, fn, Py_EQ);
         if (eq < 0) {
             error = 1;
@@ -596,7 +569,7 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
         if (eq) {
             removed++;
             Py_DECREF(all[i].fn);
-            Py_XDECREF(all[i].context);
+            Py_DECREF(all[i].context);
         }
         else {
             all[kept++] = all[i];
@@ -605,11 +578,11 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     /* Put back what is kept, in order, ahead of anything added meanwhile. */
     for (Py_ssize_t i = 0; i < kept; i++) {
         if (!error && f->state == QL_PENDING
-            && append_callback(f, all[i].fn, Py_XNewRef(all[i].context)) < 0) {
+            && append_callback(f, all[i].fn, Py_NewRef(all[i].context)) < 0) {
             error = 1;
         }
         Py_DECREF(all[i].fn);
-        Py_XDECREF(all[i].context);
+        Py_DECREF(all[i].context);
     }
     PyMem_Free(all);
     if (error) {
@@ -706,8 +679,16 @@ fut_get_callbacks(PyObject *self, void *Py_UNUSED(c))
     if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = -1; i < f->ncbs; i++) {
-        ql_fut_callback *cb = i < 0 ? &f->cb0 : &f->cbs[i];
+    for (Py_ssize_t i = -1; i < more_callbacks(f); i++) {
+        ql_fut_callback item, *cb = &item;
+        if (i < 0) {
+            cb = &f->cb0;
+        }
+        else {
+            PyObject *pair = PyList_GET_ITEM(f->callbacks, i);
+            item.fn = PyTuple_GET_ITEM(pair, 0);
+            item.context = PyTuple_GET_ITEM(pair, 1);
+        }
         PyObject *fn, *context;
         if (cb->fn == NULL) {
             continue;
@@ -738,7 +719,12 @@ fut_get_blocking(PyObject *self, void *Py_UNUSED(c))
 static int
 fut_set_blocking(PyObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    return ql_bool_value(value, &ql_fut_of(self)->blocking);
+    int truth;
+    if (ql_bool_value(value, &truth) < 0) {
+        return -1;
+    }
+    ql_fut_of(self)->blocking = truth;     /* a bit-field on 3.13 */
+    return 0;
 }
 
 static PyObject *
@@ -1009,10 +995,7 @@ future_traverse(PyObject *self, visitproc visit, void *arg)
 #if !QL_ASYNCIO_BASE_IS_HEAPTYPE
     Py_VISIT(Py_TYPE(self));
 #endif
-    int rc = ql_fut_traverse(ql_fut_of(self), visit, arg);
-    if (rc != 0) {
-        return rc;
-    }
+    /* Every field is the base's: its traverse visits them. */
     return ((PyTypeObject *)ql_state.asyncio_future)->tp_traverse(self, visit, arg);
 }
 
@@ -1104,7 +1087,10 @@ ql_future_type_ready(PyObject *module)
     if (methods == NULL) {
         return -1;
     }
-    ql_future_offset = ql_subclass_offset(ql_state.asyncio_future);
+    if (ql_asyncio_layout_check((PyTypeObject *)ql_state.asyncio_future, sizeof(ql_fut),
+                                QL_ASYNCIO_DICT_OFFSETS(ql_fut)) < 0) {
+        return -1;
+    }
     PyType_Slot slots[] = {
         {Py_tp_doc, "A quickloop Future: asyncio.Future with a C core."},
         {Py_tp_init, fut_tp_init},
@@ -1121,7 +1107,7 @@ ql_future_type_ready(PyObject *module)
     };
     PyType_Spec spec = {
         .name = "quickloop.Future",
-        .basicsize = (int)(ql_future_offset + sizeof(ql_fut)),
+        .basicsize = (int)sizeof(ql_fut),
         .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
         .slots = slots,
     };

@@ -1,9 +1,9 @@
 /* future.h - quickloop.Future: a C subclass of asyncio.Future.
- * The base type's C layout is private, so quickloop keeps its own state in a
- * ql_fut placed after the base's fields (at ql_future_offset in a Future, at
- * ql_task_offset in a Task) and overrides every method that would read the
- * base's fields.  Done callbacks on a quickloop loop go straight onto its
- * ready ring as C entries. */
+ * quickloop keeps its state in the base type's own fields (compat.h gives
+ * their layout per CPython version), with their meaning, and overrides every
+ * method.  A Future is exactly as big as asyncio's; a Task's future part is
+ * at the same place, so ql_fut_of() is a cast.  Done callbacks on a
+ * quickloop loop go straight onto its ready ring as C entries. */
 #ifndef QL_FUTURE_H
 #define QL_FUTURE_H
 
@@ -11,35 +11,23 @@
 
 typedef enum { QL_PENDING, QL_CANCELLED, QL_FINISHED } ql_fut_state;
 
-/* A done callback: fn(fut) in context.  context NULL marks a quickloop task
+/* A done callback: fn(fut) in context.  context None marks a quickloop task
  * waiting on this future: fn is the task itself, woken with no wrapper
- * object (one allocation and one GC object less per wait). */
+ * object (one allocation and one GC object less per wait).  (None and not
+ * NULL: the base type's methods expect an object in context0.) */
 typedef struct {
     PyObject *fn;
     PyObject *context;
 } ql_fut_callback;
 
+/* The first callback is cb0; the others are in `callbacks`, a list of
+ * (fn, context) tuples, as asyncio's C Future keeps them. */
 typedef struct {
-    PyObject *loop;
-    PyObject *result;
-    PyObject *exception;
-    PyObject *exception_tb;
-    PyObject *cancel_msg;
-    PyObject *cancelled_exc;
-    PyObject *source_traceback;
-    ql_fut_callback cb0;        /* the first callback lives inline */
-    ql_fut_callback *cbs;       /* then these (PyMem), ncbs of cap */
-    Py_ssize_t ncbs;
-    Py_ssize_t cbs_cap;
-    ql_fut_state state;
-    int blocking;
-    int log_tb;
+    QL_FUTURE_FIELDS
 } ql_fut;
 
 extern PyTypeObject *ql_future_type;
 extern PyTypeObject *ql_task_type;
-extern Py_ssize_t ql_future_offset;
-extern Py_ssize_t ql_task_offset;
 
 static inline int
 ql_task_check(PyObject *op)
@@ -61,16 +49,11 @@ ql_future_check_exact(PyObject *op)
     return Py_IS_TYPE(op, ql_future_type) || Py_IS_TYPE(op, ql_task_type);
 }
 
-/* The quickloop state of a quickloop Future or Task (exact types first: a
- * subtype check walks the MRO). */
+/* The quickloop state of a quickloop Future or Task. */
 static inline ql_fut *
 ql_fut_of(PyObject *op)
 {
-    PyTypeObject *tp = Py_TYPE(op);
-    Py_ssize_t offset = tp == ql_future_type ? ql_future_offset
-                        : tp == ql_task_type ? ql_task_offset
-                        : ql_task_check(op) ? ql_task_offset : ql_future_offset;
-    return (ql_fut *)((char *)op + offset);
+    return (ql_fut *)op;
 }
 
 /* A new pending Future bound to loop (loop.create_future). */
@@ -93,8 +76,8 @@ int ql_fut_add_wakeup(PyObject *self, ql_fut *f, PyObject *task);
 /* Run a done callback queued on the ready ring: fn(fut) in context. */
 int ql_fut_run_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context);
 
-/* Shared by Task: GC and finalization of the ql_fut part. */
-int ql_fut_traverse(ql_fut *f, visitproc visit, void *arg);
+/* Shared by Task: clearing and finalization of the ql_fut part (the base
+ * type's tp_traverse visits its fields). */
 void ql_fut_clear(ql_fut *f);
 void ql_fut_finalize(PyObject *self, ql_fut *f);
 

@@ -8,13 +8,11 @@
 #include "task.h"
 
 PyTypeObject *ql_task_type;
-Py_ssize_t ql_task_offset;
 
 static uint64_t task_name_counter;
 
 PyMethodDef *ql_methods_concat(const PyMethodDef *a, const PyMethodDef *b);
 PyGetSetDef *ql_getset_concat(const PyGetSetDef *a, const PyGetSetDef *b);
-Py_ssize_t ql_subclass_offset(PyObject *base);
 PyObject *ql_future_await(PyObject *self);
 
 static int task_step(PyObject *task, ql_task *t, PyObject *exc);
@@ -170,7 +168,7 @@ ql_task_wakeup_task(PyObject *wakeup)
 static int
 schedule_step(PyObject *task, ql_task *t, PyObject *exc)
 {
-    int rc = ql_loop_queue(t->fut.loop, QL_READY_STEP, task, exc, NULL);
+    int rc = ql_loop_queue(t->loop, QL_READY_STEP, task, exc, NULL);
     if (rc != 0) {
         return rc < 0 ? -1 : 0;
     }
@@ -178,7 +176,7 @@ schedule_step(PyObject *task, ql_task *t, PyObject *exc)
     if (step == NULL) {
         return -1;
     }
-    PyObject *args[3] = {t->fut.loop, step, ql_ctx_share(t->context)};
+    PyObject *args[3] = {t->loop, step, ql_ctx_share(t->context)};
     PyObject *res = PyObject_VectorcallMethod(ql_state.str_call_soon, args,
                                               2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                               ql_state.kwnames_context);
@@ -332,7 +330,7 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
     }
     Py_XSETREF(t->fut_waiter, Py_NewRef(fut));
     if (t->must_cancel) {
-        int rc = cancel_future(fut, t->fut.cancel_msg);
+        int rc = cancel_future(fut, t->cancel_msg);
         if (rc < 0) {
             return -1;
         }
@@ -348,7 +346,7 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
 static int
 handle_yield(PyObject *task, ql_task *t, PyObject *result)
 {
-    PyObject *loop = t->fut.loop;
+    PyObject *loop = t->loop;
     if (ql_future_check_exact(result)) {
         ql_fut *rf = ql_fut_of(result);
         if (rf->loop != loop) {
@@ -454,7 +452,7 @@ note_cancel_origin(ql_task *t, PyObject *exc)
 static int
 task_step_run(PyObject *task, ql_task *t, PyObject *exc)
 {
-    ql_fut *f = &t->fut;
+    ql_fut *f = (ql_fut *)t;
     PyObject *result;
     PySendResult status;
     if (exc == NULL) {
@@ -507,7 +505,7 @@ task_step_run(PyObject *task, ql_task *t, PyObject *exc)
 static int
 task_step(PyObject *task, ql_task *t, PyObject *exc)
 {
-    ql_fut *f = &t->fut;
+    ql_fut *f = (ql_fut *)t;
     if (f->state != QL_PENDING) {
         PyErr_Format(ql_state.InvalidStateError, "_step(): already done: %R, %R",
                      task, exc ? exc : Py_None);
@@ -551,7 +549,7 @@ task_step(PyObject *task, ql_task *t, PyObject *exc)
 static int
 task_eager_start(PyObject *task, ql_task *t)
 {
-    PyObject *loop = t->fut.loop;
+    PyObject *loop = t->loop;
     PyObject *prev = PyDict_GetItemWithError(ql_state.current_tasks, loop);
     if (prev == NULL && PyErr_Occurred()) {
         return -1;
@@ -611,7 +609,7 @@ report_step_error(PyObject *task, ql_task *t, PyObject *arg, int wakeup)
                                      task, wakeup ? NULL : arg);
     PyObject *args = cb == NULL ? NULL
                      : wakeup ? PyTuple_Pack(1, arg) : PyTuple_New(0);
-    int rc = args == NULL ? -1 : ql_handle_report_error(t->fut.loop, cb, args, t->context);
+    int rc = args == NULL ? -1 : ql_handle_report_error(t->loop, cb, args, t->context);
     Py_XDECREF(args);
     Py_XDECREF(cb);
     return rc;
@@ -676,13 +674,13 @@ static int
 task_cancel(PyObject *task, ql_task *t, PyObject *msg)
 {
     (void)task;
-    t->fut.log_tb = 0;
-    if (t->fut.state != QL_PENDING) {
+    t->log_tb = 0;
+    if (t->state != QL_PENDING) {
         return 0;
     }
     t->num_cancels_requested++;
-    if (t->fut.loop != NULL && ql_loop_check(t->fut.loop)
-        && ((ql_loop *)t->fut.loop)->debug) {
+    if (t->loop != NULL && ql_loop_check(t->loop)
+        && ((ql_loop *)t->loop)->debug) {
         record_cancel_origin(t, msg);
     }
     if (t->fut_waiter != NULL) {
@@ -692,7 +690,7 @@ task_cancel(PyObject *task, ql_task *t, PyObject *msg)
         }
     }
     t->must_cancel = 1;
-    Py_XSETREF(t->fut.cancel_msg, Py_XNewRef(msg));
+    Py_XSETREF(t->cancel_msg, Py_XNewRef(msg));
     return 1;
 }
 
@@ -729,7 +727,7 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
           int eager)
 {
     ql_task *t = ql_task_of(self);
-    if (ql_fut_init(&t->fut, loop) < 0) {
+    if (ql_fut_init((ql_fut *)t, loop) < 0) {
         return -1;
     }
     int is_coro = PyCoro_CheckExact(coro);
@@ -751,6 +749,7 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
     }
     t->log_destroy_pending = 1;
     t->must_cancel = 0;
+    Py_XSETREF(t->base_context, Py_NewRef(Py_None));    /* see task.h */
     t->num_cancels_requested = 0;
     Py_XSETREF(t->coro, Py_NewRef(coro));
     if (context == NULL || context == Py_None) {
@@ -772,7 +771,7 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
             return -1;
         }
     }
-    int running = eager ? loop_is_running(t->fut.loop) : 0;
+    int running = eager ? loop_is_running(t->loop) : 0;
     if (running < 0) {
         return -1;
     }
@@ -786,7 +785,7 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
         return -1;
     }
     int rc = task_eager_start(self, t);
-    if (t->fut.state != QL_PENDING) {
+    if (t->state != QL_PENDING) {
         Py_CLEAR(t->coro);      /* done at once: break the cycle, as 3.12 */
     }
     return rc;
@@ -958,7 +957,12 @@ task_get_log_destroy_pending(PyObject *self, void *Py_UNUSED(c))
 static int
 task_set_log_destroy_pending(PyObject *self, PyObject *value, void *Py_UNUSED(c))
 {
-    return ql_bool_value(value, &ql_task_of(self)->log_destroy_pending);
+    int truth;
+    if (ql_bool_value(value, &truth) < 0) {
+        return -1;
+    }
+    ql_task_of(self)->log_destroy_pending = truth;     /* a bit-field on 3.13 */
+    return 0;
 }
 
 static PyMethodDef task_own_methods[] = {
@@ -997,19 +1001,14 @@ task_traverse(PyObject *self, visitproc visit, void *arg)
 #if !QL_ASYNCIO_BASE_IS_HEAPTYPE
     Py_VISIT(Py_TYPE(self));
 #endif
-    Py_VISIT(t->coro);
+    /* Our own fields here; the base's (coro, name, fut_waiter, the future
+     * part) are the base traverse's. */
     int rc = ql_ctx_visit(t->context, visit, arg);
     if (rc != 0) {
         return rc;
     }
-    Py_VISIT(t->name);
-    Py_VISIT(t->fut_waiter);
     Py_VISIT(t->wakeup);
     Py_VISIT(t->cancel_origin);
-    rc = ql_fut_traverse(&t->fut, visit, arg);
-    if (rc != 0) {
-        return rc;
-    }
     return ((PyTypeObject *)ql_state.asyncio_task)->tp_traverse(self, visit, arg);
 }
 
@@ -1022,7 +1021,7 @@ task_clear_fields(ql_task *t)
     Py_CLEAR(t->fut_waiter);
     Py_CLEAR(t->wakeup);
     Py_CLEAR(t->cancel_origin);
-    ql_fut_clear(&t->fut);
+    ql_fut_clear((ql_fut *)t);
 }
 
 static int
@@ -1037,17 +1036,17 @@ static void
 task_finalize(PyObject *self)
 {
     ql_task *t = ql_task_of(self);
-    if (t->fut.loop != NULL && t->fut.state == QL_PENDING && t->log_destroy_pending) {
+    if (t->loop != NULL && t->state == QL_PENDING && t->log_destroy_pending) {
         PyObject *exc = ql_err_take();
         PyObject *context = PyDict_New();
         PyObject *message = PyUnicode_FromString("Task was destroyed but it is pending!");
         if (context != NULL && message != NULL
             && PyDict_SetItemString(context, "task", self) == 0
             && PyDict_SetItemString(context, "message", message) == 0
-            && (t->fut.source_traceback == NULL
+            && (t->source_traceback == NULL
                 || PyDict_SetItemString(context, "source_traceback",
-                                        t->fut.source_traceback) == 0)) {
-            PyObject *res = PyObject_CallMethod(t->fut.loop, "call_exception_handler",
+                                        t->source_traceback) == 0)) {
+            PyObject *res = PyObject_CallMethod(t->loop, "call_exception_handler",
                                                 "O", context);
             Py_XDECREF(res);
         }
@@ -1060,7 +1059,7 @@ task_finalize(PyObject *self)
             ql_err_restore(exc);
         }
     }
-    ql_fut_finalize(self, &t->fut);
+    ql_fut_finalize(self, (ql_fut *)t);
 }
 
 static void
@@ -1091,7 +1090,10 @@ ql_task_type_ready(PyObject *module)
     if (methods == NULL || getset == NULL) {
         return -1;
     }
-    ql_task_offset = ql_subclass_offset(ql_state.asyncio_task);
+    if (ql_asyncio_layout_check((PyTypeObject *)ql_state.asyncio_task, offsetof(ql_task, context),
+                                QL_ASYNCIO_DICT_OFFSETS(ql_task)) < 0) {
+        return -1;
+    }
     PyType_Slot slots[] = {
         {Py_tp_doc, "A quickloop Task: asyncio.Task with C stepping and cancellation."},
         {Py_tp_init, task_tp_init},
@@ -1108,7 +1110,7 @@ ql_task_type_ready(PyObject *module)
     };
     PyType_Spec spec = {
         .name = "quickloop.Task",
-        .basicsize = (int)(ql_task_offset + sizeof(ql_task)),
+        .basicsize = (int)sizeof(ql_task),
         .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
         .slots = slots,
     };

@@ -1,6 +1,6 @@
 /* task.h - quickloop.Task: a C subclass of asyncio.Task.  A task's state is
- * its future part (ql_fut, first) plus the coroutine and the cancellation
- * bookkeeping of asyncio.tasks.Task.  On a quickloop loop its steps and
+ * its future part (ql_fut's fields, at the same offsets) plus the coroutine
+ * and the cancellation bookkeeping of asyncio.tasks.Task.  On a quickloop loop its steps and
  * wake-ups are C entries on the ready ring; elsewhere they go through
  * loop.call_soon() with small callable wrappers. */
 #ifndef QL_TASK_H
@@ -9,24 +9,22 @@
 #include <stdint.h>
 #include "future.h"
 
+/* The base _asyncio.Task's fields (compat.h), then quickloop's own.  The
+ * task's context is a copy it owns (ctxcopy.h), kept out of the base's
+ * task_context (which holds None) so that the base's tp_traverse never hands
+ * it to gc.get_referents(). */
 typedef struct {
-    ql_fut fut;                 /* first: ql_fut_of() points here */
-    PyObject *coro;
+    QL_TASK_FIELDS
     PyObject *context;
-    PyObject *name;             /* NULL until asked for: "Task-<name_id>" */
-    PyObject *fut_waiter;       /* the future this task waits on */
     PyObject *wakeup;           /* this task's done-callback, made on first wait */
     PyObject *cancel_origin;    /* debug mode: where cancel() was called */
-    uint64_t name_id;
-    int must_cancel;
-    int num_cancels_requested;
-    int log_destroy_pending;
+    uint64_t name_id;           /* name is NULL until asked for: "Task-<name_id>" */
 } ql_task;
 
 static inline ql_task *
 ql_task_of(PyObject *op)
 {
-    return (ql_task *)((char *)op + ql_task_offset);
+    return (ql_task *)op;
 }
 
 /* A new Task for coro on loop (loop.create_task without a factory).  eager:
