@@ -125,20 +125,20 @@ def tcp_echo_protocol(loop, n, size, server_protocol=EchoServerProtocol, deadlin
             done = loop.create_future()
             _, proto = await loop.create_connection(lambda: _EchoClient(_messages(c, size), rounds, done), HOST, port)
             clients.append(proto)
-        t0 = time.perf_counter()
+        cpu0, t0 = os.times(), time.perf_counter()
         for proto in clients:
             proto.start()
         results = await _within(asyncio.gather(*(p.done for p in clients)), "echo", deadline)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu_since(cpu0)
         for proto in clients:
             proto.transport.close()
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0)  # let the server side see the closes
-        return results, elapsed
+        return results, elapsed, cpu
 
-    results, elapsed = run_checked(loop, body)
-    return _echo_result(results, plan, size, elapsed)
+    results, elapsed, cpu = run_checked(loop, body)
+    return _echo_result(results, plan, size, elapsed, cpu)
 
 
 def tcp_echo_streams(loop, n, size, handler=echo_stream_handler, deadline=ECHO_DEADLINE):
@@ -175,10 +175,10 @@ def tcp_echo_streams(loop, n, size, handler=echo_stream_handler, deadline=ECHO_D
         start = loop.create_future()
         tasks = [asyncio.ensure_future(client(c, r, rd, wr, start)) for c, (r, (rd, wr)) in enumerate(zip(plan, conns))]
         await asyncio.sleep(0)  # every client task is waiting for the start
-        t0 = time.perf_counter()
+        cpu0, t0 = os.times(), time.perf_counter()
         start.set_result(None)
         results = await _within(asyncio.gather(*tasks), "echo", deadline)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu_since(cpu0)
         for _, wr in conns:
             wr.close()
         for _, wr in conns:
@@ -189,13 +189,28 @@ def tcp_echo_streams(loop, n, size, handler=echo_stream_handler, deadline=ECHO_D
         server.close()
         await server.wait_closed()
         await _within(asyncio.gather(*handlers, return_exceptions=True), "echo server shutdown", 10)
-        return results, elapsed
+        return results, elapsed, cpu
 
-    results, elapsed = run_checked(loop, body)
-    return _echo_result(results, plan, size, elapsed)
+    results, elapsed, cpu = run_checked(loop, body)
+    return _echo_result(results, plan, size, elapsed, cpu)
 
 
-def _echo_result(results, plan, size, elapsed):
+def _cpu_since(t0):
+    """(user, system) CPU seconds this process used since os.times() t0."""
+    t1 = os.times()
+    return t1.user - t0.user, t1.system - t0.system
+
+
+def cpu_extras(user, system, ops):
+    """Where a network workload's CPU time went: the kernel's share, and the
+    user-space CPU per op (the part a loop can make smaller)."""
+    busy = user + system
+    if busy <= 0 or ops <= 0:
+        return {}
+    return {"kernel_pct": 100.0 * system / busy, "user_us_per_op": 1e6 * user / ops}
+
+
+def _echo_result(results, plan, size, elapsed, cpu):
     n = sum(plan)
     trips = sum(r for r, _ in results)
     bad = sum(b for _, b in results)
@@ -205,6 +220,7 @@ def _echo_result(results, plan, size, elapsed):
         "mb_per_s": n * size / elapsed / 1e6,
         "message_bytes": size,
         "connections": len(plan),
+        **cpu_extras(*cpu, n),
     })
 
 
@@ -225,7 +241,7 @@ HTTP_BODY = b"Hello"
 HTTP_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
                  % (len(HTTP_BODY), HTTP_BODY))
 HTTP_STOP_PATH = "/__benchmark_stop__"  # the server answers "served <count>" and exits
-WRK_THREADS = 2
+WRK_THREADS = 1  # on a CPU of its own (see cpu_plan), one thread keeps it busy
 WRK_CONNECTIONS = 50
 WRK_TIMEOUT = "10s"
 WRK_MISSING = "wrk not installed: apt-get install wrk"
@@ -334,14 +350,46 @@ def parse_wrk(text):
     return out
 
 
+def cpu_plan():
+    """(server CPU, client CPU) when this process may run on two CPUs or
+    more, else None.  The HTTP server and wrk then get a CPU each: left to
+    the scheduler, three busy threads on two cores make the figure depend
+    on who got which core more than on the server."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    return (cpus[-1], cpus[0]) if len(cpus) >= 2 else None
+
+
+def _pinned_to(cpu):
+    """A preexec_fn that keeps the child on one CPU (None: no pinning)."""
+    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+
+
+def proc_cpu(pid):
+    """(user, system) CPU seconds process pid has used, from /proc; None
+    where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
+
+
 def http_wrk(loop, n, loop_name, server_argv=None, threads=WRK_THREADS, connections=WRK_CONNECTIONS):
     """An HTTP/1.1 keep-alive server (asyncio.Protocol, minimal parsing,
     fixed 'Hello' body; benchmarks/httpserver.py) on the loop under test,
-    in a subprocess of its own, driven by wrk for n seconds (2 threads, 50
-    connections).  Checks: plain GETs before and after answer exactly the
+    in a subprocess of its own, driven by wrk for n seconds (1 thread, 50
+    connections), the server and wrk each on a CPU of its own when there are
+    two (cpu_plan).  Checks: plain GETs before and after answer exactly the
     expected response; a wrk script checks every response's status and
     body; no socket errors, no non-2xx; the server counted at least as many
-    requests as wrk.  One op = one request; ops/s is wrk's Requests/sec."""
+    requests as wrk.  One op = one request; ops/s is wrk's Requests/sec.
+    Also reported: how busy the server's CPU was, the kernel's share of it
+    and its user-space CPU per request."""
     if wrk_missing():
         raise SkipWorkload(WRK_MISSING)
     if not loop_name:
@@ -355,11 +403,13 @@ def http_wrk(loop, n, loop_name, server_argv=None, threads=WRK_THREADS, connecti
             f.write(WRK_SCRIPT)
         err_path = os.path.join(tmp, "server.err")
         with open(err_path, "w+b") as err:
+            pins = cpu_plan()
             proc = subprocess.Popen(argv, pass_fds=[listener.fileno()], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=err, env=_child_env())
+                                    stdout=subprocess.PIPE, stderr=err, env=_child_env(),
+                                    preexec_fn=_pinned_to(pins and pins[0]))
             listener.close()  # the server holds it now
             try:
-                stats, served = _drive(port, n, script, threads, connections)
+                stats, served = _drive(port, n, script, threads, connections, proc.pid, pins and pins[1])
             except BaseException as e:
                 proc.kill()
                 proc.wait()
@@ -379,25 +429,37 @@ def http_wrk(loop, n, loop_name, server_argv=None, threads=WRK_THREADS, connecti
     requests = stats["requests"]
     check(served >= requests, f"the server answered {served} requests, wrk counted {requests}")
     elapsed = requests / stats["rps"]
-    return Measured(requests, elapsed, {
+    extra = {
         "wrk_requests_per_s": stats["rps"],
         "latency_avg_ms": stats.get("latency_ms"),
         "wrk_seconds": n,
         "wrk_connections": connections,
         "wrk_threads": threads,
-    })
+        "pinned": pins is not None,
+    }
+    cpu = stats.get("server_cpu")
+    if cpu is not None:
+        extra.update(cpu_extras(*cpu, requests))
+        extra["server_busy_pct"] = 100.0 * (cpu[0] + cpu[1]) / stats["wrk_wall"]
+    return Measured(requests, elapsed, extra)
 
 
-def _drive(port, seconds, script, threads, connections):
+def _drive(port, seconds, script, threads, connections, server_pid, client_cpu):
     _check_answers(port, "before")  # also waits for the server to start
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", WRK_TIMEOUT,
            "-s", script, f"http://{HOST}:{port}/"]
+    cpu0, t0 = proc_cpu(server_pid), time.perf_counter()
     try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                             preexec_fn=_pinned_to(client_cpu))
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"wrk did not finish within {seconds + 60} s") from None
+    cpu1, wall = proc_cpu(server_pid), time.perf_counter() - t0
     check(run.returncode == 0, f"wrk exited with status {run.returncode}: {run.stderr.strip()[:300]}")
     stats = parse_wrk(run.stdout)
+    if cpu0 is not None and cpu1 is not None:
+        stats["server_cpu"] = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+        stats["wrk_wall"] = wall
     for key in ("requests", "rps", "good", "bad"):
         check(key in stats, f"no {key} in wrk's output: {run.stdout[-500:]!r}")
     check(stats["requests"] > 0 and stats["rps"] > 0, f"wrk completed no requests: {run.stdout[-500:]!r}")

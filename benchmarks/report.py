@@ -24,6 +24,9 @@ EXTRAS = {
     "peak_rss_mib": ("peak RSS growth, MiB", "{:.0f}"),
     "mb_per_s": ("echo throughput, MB/s", "{:,.0f}"),
     "latency_avg_ms": ("wrk mean latency, ms", "{:.2f}"),
+    "server_busy_pct": ("server CPU busy, %", "{:.0f}"),
+    "kernel_pct": ("CPU time in the kernel, %", "{:.0f}"),
+    "user_us_per_op": ("user-space CPU per op, us", "{:.2f}"),
 }
 
 

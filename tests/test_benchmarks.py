@@ -5,10 +5,12 @@ assertions."""
 import asyncio
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -467,9 +469,42 @@ def test_echo_on_corrupting_loop_fails(name):
     assert bad["status"] == runner.FAILED and "differ from what was sent" in bad["error"]
 
 
+def test_cpu_extras():
+    assert net.cpu_extras(0.3, 0.7, 1000) == pytest.approx({"kernel_pct": 70.0, "user_us_per_op": 300.0})
+    assert net.cpu_extras(0.0, 0.0, 1000) == {}  # too short to tell: no figure, not a wrong one
+
+
+def test_proc_cpu_reads_this_process():
+    if not os.path.exists(f"/proc/{os.getpid()}/stat"):
+        pytest.skip("no /proc")
+    user0, _ = net.proc_cpu(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn CPU so the counter moves
+        pass
+    user1, system1 = net.proc_cpu(os.getpid())
+    assert user1 > user0 and system1 >= 0
+    assert net.proc_cpu(2**22 + 12345) is None  # no such process
+
+
+def test_cpu_plan_gives_two_cpus_of_ours():
+    plan = net.cpu_plan()
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        assert plan is None
+    else:
+        server, client = plan
+        assert server != client and {server, client} <= cpus
+
+
 def test_echo_reports_throughput():
     run = runner.run_once(WORKLOADS["tcp_echo_protocol_10k"], runner._stdlib_factory, 20)
     assert run["extra"]["mb_per_s"] > 0 and run["extra"]["message_bytes"] == 10_000
+
+
+def test_echo_reports_where_the_cpu_went():
+    run = runner.run_once(WORKLOADS["tcp_echo_streams_10k"], runner._stdlib_factory, 2000)
+    extra = run["extra"]  # 2000 round trips take well over one clock tick of CPU
+    assert 0 <= extra["kernel_pct"] <= 100 and extra["user_us_per_op"] >= 0
 
 
 def _lossy_factory(every=20):
@@ -630,6 +665,16 @@ def test_http_wrk_broken_server_fails(tmp_path, every, message):
 
 
 @needs_wrk
+@needs_wrk
+def test_http_wrk_reports_the_servers_cpu():
+    run = runner.run_once(WORKLOADS["http_wrk"], runner._stdlib_factory, 1, loop_name="stdlib")
+    extra = run["extra"]
+    assert extra["pinned"] == (net.cpu_plan() is not None) and extra["wrk_threads"] == 1
+    if os.path.exists("/proc/self/stat"):
+        assert 0 < extra["server_busy_pct"] <= 150  # clock ticks are coarse
+        assert 0 <= extra["kernel_pct"] <= 100 and extra["user_us_per_op"] > 0
+
+
 def test_http_wrk_unknown_loop_fails():
     result = runner.run_benchmark(WORKLOADS["http_wrk"], {"noloop": runner._stdlib_factory}, reps=1, size=1)
     res = result["loops"]["noloop"]
