@@ -22,7 +22,7 @@ handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *a
             Py_ssize_t nargs, PyObject *context, int debug)
 {
     h->callback = Py_NewRef(callback);
-    h->nargs = nargs;
+    h->nargs = (int)nargs;      /* a vectorcall's count: far below INT_MAX */
     h->args = NULL;
     h->argv[0] = h->argv[1] = NULL;
     if (nargs > QL_HANDLE_INLINE_ARGS) {
@@ -41,7 +41,6 @@ handle_init(ql_handle *h, PyObject *loop, PyObject *callback, PyObject *const *a
     }
     h->loop = Py_NewRef(loop);
     h->source_traceback = NULL;
-    h->repr = NULL;
     h->cancelled = 0;
     if (h->nargs != nargs) {
         h->context = NULL;
@@ -117,11 +116,11 @@ ql_timer_handle_new(PyObject *loop, double when, int64_t deadline,
 static PyObject *
 handle_args(ql_handle *h)
 {
-    if (h->args != NULL) {
-        return Py_NewRef(h->args);
-    }
     if (h->callback == NULL) {
         Py_RETURN_NONE;
+    }
+    if (h->args != NULL) {
+        return Py_NewRef(h->args);
     }
     PyObject *tuple = PyTuple_New(h->nargs);
     for (Py_ssize_t i = 0; tuple != NULL && i < h->nargs; i++) {
@@ -270,19 +269,25 @@ ql_handle_cancel(ql_handle *h)
         }
     }
     int rc = 0;
+    PyObject *frozen = NULL;
     if (loop != NULL && loop->debug) {
         /* Keep the callback's description for repr() after it is dropped. */
-        PyObject *repr = handle_repr(h);
-        if (repr == NULL) {
+        frozen = handle_repr(h);
+        if (frozen == NULL) {
             rc = -1;
         }
-        Py_XSETREF(h->repr, repr);
     }
-    Py_CLEAR(h->callback);
-    Py_CLEAR(h->args);
-    Py_CLEAR(h->argv[0]);
-    Py_CLEAR(h->argv[1]);
+    /* Settle the fields before dropping anything: a __del__ run by a decref
+     * may look at this handle. */
+    PyObject *callback = h->callback, *args = h->args, *a0 = h->argv[0], *a1 = h->argv[1];
+    h->callback = NULL;
+    h->frozen_repr = frozen;    /* the union's other half from now on */
+    h->argv[0] = h->argv[1] = NULL;
     h->nargs = 0;
+    Py_DECREF(callback);
+    Py_XDECREF(args);
+    Py_XDECREF(a0);
+    Py_XDECREF(a1);
     return rc;
 }
 
@@ -327,8 +332,8 @@ timer_when(ql_timer_handle *t, PyObject *Py_UNUSED(ignored))
 static PyObject *
 handle_repr(ql_handle *h)
 {
-    if (h->repr != NULL) {
-        return Py_NewRef(h->repr);
+    if (h->callback == NULL && h->frozen_repr != NULL) {
+        return Py_NewRef(h->frozen_repr);
     }
     PyObject *info = PyList_New(0), *item = NULL, *sep = NULL, *joined = NULL;
     if (info == NULL) {
@@ -414,7 +419,7 @@ static PyObject *handle_get_callback(ql_handle *h, void *Py_UNUSED(c)) { return 
 static PyObject *handle_get_args(ql_handle *h, void *Py_UNUSED(c)) { return handle_args(h); }
 static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->loop); }
 static PyObject *handle_get_source_tb(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->source_traceback); }
-static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->repr); }
+static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->callback ? NULL : h->frozen_repr); }
 static PyObject *handle_get_cancelled(ql_handle *h, void *Py_UNUSED(c)) { return PyBool_FromLong(h->cancelled); }
 static PyObject *handle_get_ctx(ql_handle *h, void *Py_UNUSED(c)) { return handle_get_context(h, NULL); }
 static PyObject *timer_get_when(ql_timer_handle *t, void *Py_UNUSED(c)) { return PyFloat_FromDouble(t->when); }
@@ -426,7 +431,7 @@ static int
 handle_traverse(ql_handle *h, visitproc visit, void *arg)
 {
     Py_VISIT(h->callback);
-    Py_VISIT(h->args);
+    Py_VISIT(h->args);          /* or frozen_repr */
     Py_VISIT(h->argv[0]);
     Py_VISIT(h->argv[1]);
     int rc = ql_ctx_visit(h->context, visit, arg);
@@ -435,7 +440,6 @@ handle_traverse(ql_handle *h, visitproc visit, void *arg)
     }
     Py_VISIT(h->loop);
     Py_VISIT(h->source_traceback);
-    Py_VISIT(h->repr);
     return 0;
 }
 
@@ -443,14 +447,13 @@ static int
 handle_clear(ql_handle *h)
 {
     Py_CLEAR(h->callback);
-    Py_CLEAR(h->args);
+    Py_CLEAR(h->args);          /* or frozen_repr */
     Py_CLEAR(h->argv[0]);
     Py_CLEAR(h->argv[1]);
     h->nargs = 0;
     ql_ctx_drop(&h->context);
     Py_CLEAR(h->loop);
     Py_CLEAR(h->source_traceback);
-    Py_CLEAR(h->repr);
     return 0;
 }
 

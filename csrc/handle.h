@@ -11,17 +11,21 @@
  * itself, with no tuple to allocate (and no extra object for the GC). */
 #define QL_HANDLE_INLINE_ARGS 2
 
+/* Kept small: a pending timer is one of these, and the GC's full collections
+ * read every one (a TimerHandle is 128 bytes with its GC header). */
 typedef struct {
     PyObject_HEAD
     PyObject *callback;         /* NULL once cancelled */
-    PyObject *args;             /* more than QL_HANDLE_INLINE_ARGS: a tuple */
+    union {                     /* which one: callback != NULL (live) or not */
+        PyObject *args;         /* live: more than QL_HANDLE_INLINE_ARGS, a tuple */
+        PyObject *frozen_repr;  /* cancelled in debug mode: repr() as it was */
+    };
     PyObject *argv[QL_HANDLE_INLINE_ARGS];  /* else the arguments themselves */
-    Py_ssize_t nargs;           /* 0 once cancelled */
+    int nargs;                  /* 0 once cancelled */
+    int cancelled;
     PyObject *context;
     PyObject *loop;
     PyObject *source_traceback; /* debug mode only */
-    PyObject *repr;             /* frozen repr of a handle cancelled in debug mode */
-    int cancelled;
 } ql_handle;
 
 typedef struct {

@@ -408,6 +408,44 @@ def test_repr_of_bound_method_and_partial(loop):
     h2.cancel()
 
 
+@pytest.mark.parametrize("nargs", [1, 3])
+def test_debug_cancel_keeps_the_repr_while_arguments_die(loop, nargs):
+    """In debug mode a cancelled handle keeps its repr; an argument whose
+    __del__ runs during cancel() and looks at the handle sees a string repr
+    and no arguments."""
+    loop.set_debug(True)
+    seen = []
+
+    class Spy:
+        def __del__(self):
+            seen.append((repr(handle), handle._args))
+
+    handle = loop.call_soon(a_distinctively_named_callback, *([Spy()] + [0] * (nargs - 1)))
+    handle.cancel()
+    assert len(seen) == 1
+    shown, args = seen[0]
+    assert isinstance(shown, str) and "cancelled" in shown and args is None
+    assert "a_distinctively_named_callback" in repr(handle) and handle._args is None
+
+
+def test_quickloop_handles_stay_small():
+    """A pending timer is one TimerHandle, and the GC's full collections read
+    all of them: 128 bytes with the GC header (asyncio's own: 112)."""
+    import sys
+
+    import quickloop
+
+    lp = quickloop.new_event_loop()
+    try:
+        timer = lp.call_later(3600, a_distinctively_named_callback)
+        soon = lp.call_soon(a_distinctively_named_callback)
+        assert sys.getsizeof(timer) <= 128 and sys.getsizeof(soon) <= 96
+        timer.cancel()
+        soon.cancel()
+    finally:
+        lp.close()
+
+
 # --------------------------------------------------------------------------
 # garbage collection and debug-mode origin tracking
 # --------------------------------------------------------------------------
