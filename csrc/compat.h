@@ -62,10 +62,7 @@ ql_err_restore(PyObject *exc)
  * object thus reads consistent fields.  ql_asyncio_layout_check() compares
  * these with the base types' sizes and dict/weakref offsets at import.
  * Field names are quickloop's; the comments give CPython's. */
-#if PY_VERSION_HEX >= 0x030D0000
-/* 3.13: the instance dict and weakref list are managed (before the object);
- * the flags of Future and Task share one bit-field word. */
-#  define QL_FUTURE_FIELDS                                                     \
+#define QL_FUTURE_FIELDS_FIRST                                                 \
     PyObject_HEAD                                                               \
     PyObject *loop;                 /* fut_loop */                             \
     ql_fut_callback cb0;            /* fut_callback0, fut_context0 */          \
@@ -74,7 +71,12 @@ ql_err_restore(PyObject *exc)
     PyObject *exception_tb;         /* fut_exception_tb */                     \
     PyObject *result;               /* fut_result */                           \
     PyObject *source_traceback;     /* fut_source_tb */                        \
-    PyObject *cancel_msg;           /* fut_cancel_msg */                       \
+    PyObject *cancel_msg;           /* fut_cancel_msg */
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13: the instance dict and weakref list are managed (before the object);
+ * the flags of Future and Task share one bit-field word. */
+#  define QL_FUTURE_FIELDS                                                     \
+    QL_FUTURE_FIELDS_FIRST                                                      \
     PyObject *cancelled_exc;        /* fut_cancelled_exc */                    \
     ql_fut_state state;             /* fut_state */                            \
     unsigned log_tb: 1;             /* fut_log_tb */                           \
@@ -92,15 +94,7 @@ ql_err_restore(PyObject *exc)
 #  define QL_ASYNCIO_DICT_OFFSETS(type) -1, -1
 #else
 #  define QL_FUTURE_FIELDS                                                     \
-    PyObject_HEAD                                                               \
-    PyObject *loop;                 /* fut_loop */                             \
-    ql_fut_callback cb0;            /* fut_callback0, fut_context0 */          \
-    PyObject *callbacks;            /* fut_callbacks */                        \
-    PyObject *exception;            /* fut_exception */                        \
-    PyObject *exception_tb;         /* fut_exception_tb */                     \
-    PyObject *result;               /* fut_result */                           \
-    PyObject *source_traceback;     /* fut_source_tb */                        \
-    PyObject *cancel_msg;           /* fut_cancel_msg */                       \
+    QL_FUTURE_FIELDS_FIRST                                                      \
     ql_fut_state state;             /* fut_state */                            \
     int log_tb;                     /* fut_log_tb */                           \
     int blocking;                   /* fut_blocking */                         \
