@@ -5,6 +5,7 @@
 #include "helpers.h"
 #include "loop.h"
 #include "module.h"
+#include "registry.h"
 #include "task.h"
 #include "transport.h"
 
@@ -118,6 +119,15 @@ PyInit__core(void)
     ql_state.kwnames_context = PyTuple_Pack(1, ql_state.str_context);
     ql_state.kwnames_msg = PyTuple_Pack(1, ql_state.str_msg);
     if (ql_state.kwnames_context == NULL || ql_state.kwnames_msg == NULL) {
+        return NULL;
+    }
+    PyObject *weakset = NULL, *registry = NULL;
+    int rc = import_attr("weakref", "WeakSet", &weakset) < 0
+             || import_attr("asyncio.tasks", QL_TASK_REGISTRY_NAME, &registry) < 0
+             || ql_registry_init(weakset, registry) < 0;
+    Py_XDECREF(weakset);
+    Py_XDECREF(registry);
+    if (rc) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&core_module);

@@ -5,6 +5,7 @@
 #include "handle.h"
 #include "loop.h"
 #include "module.h"
+#include "registry.h"
 #include "task.h"
 
 PyTypeObject *ql_task_type;
@@ -697,17 +698,6 @@ task_cancel(PyObject *task, ql_task *t, PyObject *msg)
 /* ---- creation ---------------------------------------------------------------------- */
 
 static int
-task_register(PyObject *self)
-{
-    PyObject *res = PyObject_CallOneArg(ql_state.register_task, self);
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
-}
-
-static int
 loop_is_running(PyObject *loop)
 {
     if (ql_loop_check(loop)) {
@@ -776,12 +766,12 @@ task_init(PyObject *self, PyObject *coro, PyObject *loop, PyObject *name, PyObje
         return -1;
     }
     if (!running) {
-        return schedule_step(self, t, NULL) < 0 ? -1 : task_register(self);
+        return schedule_step(self, t, NULL) < 0 ? -1 : ql_registry_add(self);
     }
     /* Registered first so all_tasks() lists it during its first step (3.12
      * keeps a separate eager set for that; 3.11's all_tasks() reads only
      * the registry).  Once done, all_tasks() skips it. */
-    if (task_register(self) < 0) {
+    if (ql_registry_add(self) < 0) {
         return -1;
     }
     int rc = task_eager_start(self, t);
