@@ -679,33 +679,37 @@ fut_get_callbacks(PyObject *self, void *Py_UNUSED(c))
     if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = -1; i < more_callbacks(f); i++) {
-        ql_fut_callback item, *cb = &item;
-        if (i < 0) {
-            cb = &f->cb0;
+    /* Hold what is read: making a wake-up callable may run a collection,
+     * and a finalizer could change the callbacks meanwhile. */
+    PyObject *more = Py_XNewRef(f->callbacks);
+    int rc = 0;
+    for (Py_ssize_t i = -1; rc == 0 && i < (more ? PyList_GET_SIZE(more) : 0); i++) {
+        ql_fut_callback cb = f->cb0;
+        if (i >= 0) {
+            PyObject *pair = PyList_GET_ITEM(more, i);
+            cb.fn = PyTuple_GET_ITEM(pair, 0);
+            cb.context = PyTuple_GET_ITEM(pair, 1);
         }
-        else {
-            PyObject *pair = PyList_GET_ITEM(f->callbacks, i);
-            item.fn = PyTuple_GET_ITEM(pair, 0);
-            item.context = PyTuple_GET_ITEM(pair, 1);
-        }
-        PyObject *fn, *context;
-        if (cb->fn == NULL) {
+        if (cb.fn == NULL) {
             continue;
         }
-        if (callback_view(cb, &fn, &context) < 0) {
-            Py_DECREF(list);
-            return NULL;
+        Py_INCREF(cb.fn);
+        Py_INCREF(cb.context);
+        PyObject *fn, *context, *pair = NULL;
+        rc = callback_view(&cb, &fn, &context);
+        Py_DECREF(cb.fn);
+        Py_DECREF(cb.context);
+        if (rc == 0) {
+            pair = PyTuple_Pack(2, fn, context);
+            Py_DECREF(fn);
+            Py_DECREF(context);
         }
-        PyObject *pair = PyTuple_Pack(2, fn, context);
-        Py_DECREF(fn);
-        Py_DECREF(context);
-        if (pair == NULL || PyList_Append(list, pair) < 0) {
-            Py_XDECREF(pair);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(pair);
+        rc = pair == NULL ? -1 : PyList_Append(list, pair);
+        Py_XDECREF(pair);
+    }
+    Py_XDECREF(more);
+    if (rc < 0) {
+        Py_CLEAR(list);
     }
     return list;
 }
