@@ -284,7 +284,7 @@ ql_handle_cancel(ql_handle *h)
     h->frozen_repr = frozen;    /* the union's other half from now on */
     h->argv[0] = h->argv[1] = NULL;
     h->nargs = 0;
-    Py_DECREF(callback);
+    Py_XDECREF(callback);      /* NULL if the GC cleared the handle */
     Py_XDECREF(args);
     Py_XDECREF(a0);
     Py_XDECREF(a1);
