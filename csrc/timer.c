@@ -4,65 +4,69 @@
 #include <math.h>
 
 #define HEAP_MIN_CAP 16
+#define HEAP_ARITY 4
 
 /* Ordered by when() itself, not by the rounded nanosecond deadline: two
  * timers less than a nanosecond apart still fire in when() order.  The
  * deadline is monotonic in when, so the top of the heap is also the earliest
  * deadline. */
 static inline int
-timer_earlier(const ql_timer_handle *a, const ql_timer_handle *b)
+entry_earlier(const ql_timer_entry *a, const ql_timer_entry *b)
 {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+    return a->when < b->when || (a->when == b->when && a->t->seq < b->t->seq);
 }
 
 static inline void
-heap_place(ql_timer_heap *heap, Py_ssize_t i, ql_timer_handle *t)
+heap_place(ql_timer_heap *heap, Py_ssize_t i, ql_timer_entry e)
 {
-    heap->items[i] = t;
-    t->heap_index = i;
+    heap->items[i] = e;
+    e.t->heap_index = i;
 }
 
 static void
 sift_up(ql_timer_heap *heap, Py_ssize_t i)
 {
-    ql_timer_handle *t = heap->items[i];
+    ql_timer_entry e = heap->items[i];
     while (i > 0) {
-        Py_ssize_t parent = (i - 1) / 2;
-        if (!timer_earlier(t, heap->items[parent])) {
+        Py_ssize_t parent = (i - 1) / HEAP_ARITY;
+        if (!entry_earlier(&e, &heap->items[parent])) {
             break;
         }
         heap_place(heap, i, heap->items[parent]);
         i = parent;
     }
-    heap_place(heap, i, t);
+    heap_place(heap, i, e);
 }
 
 static void
 sift_down(ql_timer_heap *heap, Py_ssize_t i)
 {
-    ql_timer_handle *t = heap->items[i];
+    ql_timer_entry e = heap->items[i];
     for (;;) {
-        Py_ssize_t child = 2 * i + 1;
-        if (child >= heap->len) {
+        Py_ssize_t first = HEAP_ARITY * i + 1;
+        if (first >= heap->len) {
             break;
         }
-        if (child + 1 < heap->len
-            && timer_earlier(heap->items[child + 1], heap->items[child])) {
-            child++;
+        Py_ssize_t end = first + HEAP_ARITY < heap->len ? first + HEAP_ARITY : heap->len;
+        Py_ssize_t child = first;
+        for (Py_ssize_t c = first + 1; c < end; c++) {
+            if (entry_earlier(&heap->items[c], &heap->items[child])) {
+                child = c;
+            }
         }
-        if (!timer_earlier(heap->items[child], t)) {
+        if (!entry_earlier(&heap->items[child], &e)) {
             break;
         }
         heap_place(heap, i, heap->items[child]);
         i = child;
     }
-    heap_place(heap, i, t);
+    heap_place(heap, i, e);
 }
 
 static int
 heap_resize(ql_timer_heap *heap, Py_ssize_t cap)
 {
-    ql_timer_handle **items = PyMem_Realloc(heap->items, cap * sizeof(*items));
+    ql_timer_entry *items = PyMem_Realloc(heap->items, cap * sizeof(*items));
     if (items == NULL) {
         return -1;
     }
@@ -83,7 +87,7 @@ ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t)
         return -1;
     }
     Py_INCREF(t);
-    heap->items[heap->len] = t;
+    heap->items[heap->len] = (ql_timer_entry){t->when, t};
     sift_up(heap, heap->len++);
     return 0;
 }
@@ -102,11 +106,11 @@ void
 ql_timer_heap_remove(ql_timer_heap *heap, ql_timer_handle *t)
 {
     Py_ssize_t i = t->heap_index;
-    ql_timer_handle *last = heap->items[--heap->len];
+    ql_timer_entry last = heap->items[--heap->len];
     t->heap_index = -1;
     if (i != heap->len) {
         heap_place(heap, i, last);
-        if (i > 0 && timer_earlier(last, heap->items[(i - 1) / 2])) {
+        if (i > 0 && entry_earlier(&last, &heap->items[(i - 1) / HEAP_ARITY])) {
             sift_up(heap, i);
         }
         else {
@@ -120,8 +124,8 @@ ql_timer_heap_remove(ql_timer_heap *heap, ql_timer_handle *t)
 ql_timer_handle *
 ql_timer_heap_pop(ql_timer_heap *heap)
 {
-    ql_timer_handle *t = heap->items[0];
-    ql_timer_handle *last = heap->items[--heap->len];
+    ql_timer_handle *t = heap->items[0].t;
+    ql_timer_entry last = heap->items[--heap->len];
     t->heap_index = -1;
     if (heap->len > 0) {
         heap_place(heap, 0, last);
@@ -135,15 +139,15 @@ void
 ql_timer_heap_clear(ql_timer_heap *heap)
 {
     /* Detach first: a destructor run by Py_DECREF may arm a new timer. */
-    ql_timer_handle **items = heap->items;
+    ql_timer_entry *items = heap->items;
     Py_ssize_t len = heap->len;
     heap->items = NULL;
     heap->len = heap->cap = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
-        items[i]->heap_index = -1;
+        items[i].t->heap_index = -1;
     }
     for (Py_ssize_t i = 0; i < len; i++) {
-        Py_DECREF(items[i]);
+        Py_DECREF(items[i].t);
     }
     PyMem_Free(items);
 }
@@ -152,7 +156,7 @@ int
 ql_timer_heap_traverse(ql_timer_heap *heap, visitproc visit, void *arg)
 {
     for (Py_ssize_t i = 0; i < heap->len; i++) {
-        Py_VISIT(heap->items[i]);
+        Py_VISIT(heap->items[i].t);
     }
     return 0;
 }

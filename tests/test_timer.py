@@ -166,6 +166,26 @@ def test_many_due_timers_with_cancellations_fire_sorted(loop):
     assert fired == sorted(survivors)
 
 
+def test_cancellations_anywhere_in_a_deep_heap_keep_the_order(loop, loop_kind):
+    """Timers cancelled at random places of a large heap (many equal deadlines,
+    arming and cancelling interleaved): the rest fire in deadline order, and on
+    quickloop equal deadlines in arming order."""
+    rng = random.Random(2026)
+    base = loop.time() - 1000   # every timer is already due
+    fired, armed = [], []
+    for seq in range(20000):
+        k = rng.randrange(3000)
+        armed.append((k, seq, loop.call_at(base + k * 1e-3, fired.append, (k, seq))))
+        if rng.random() < 0.4:
+            armed.pop(rng.randrange(len(armed)))[2].cancel()
+    survivors = sorted((k, seq) for k, seq, _ in armed)
+    run_until_fired(loop, len(survivors), fired)
+    assert sorted(fired) == survivors
+    assert [k for k, _ in fired] == [k for k, _ in survivors]
+    if loop_kind != "stdlib":   # the stdlib's heapq is not stable
+        assert fired == survivors
+
+
 def test_equal_deadlines_all_fire_between_neighbours(loop):
     """Same deadline: each fires exactly once, after earlier and before later deadlines.
 
