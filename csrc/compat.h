@@ -140,14 +140,6 @@ ql_asyncio_layout_check(PyTypeObject *base, Py_ssize_t size, Py_ssize_t dict_off
 #  define QL_GET_EVENT_LOOP_NAME "_get_event_loop"
 #endif
 
-/* The WeakSet of tasks asyncio.all_tasks() reads, in asyncio.tasks: 3.12
- * renamed it when it added a separate set for eager tasks. */
-#if PY_VERSION_HEX >= 0x030C0000
-#  define QL_TASK_REGISTRY_NAME "_scheduled_tasks"
-#else
-#  define QL_TASK_REGISTRY_NAME "_all_tasks"
-#endif
-
 /* Task.uncancel() clears a pending cancel request when the count reaches
  * zero from 3.13 on. */
 #define QL_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)

@@ -121,22 +121,14 @@ PyInit__core(void)
     if (ql_state.kwnames_context == NULL || ql_state.kwnames_msg == NULL) {
         return NULL;
     }
-    PyObject *weakset = NULL, *registry = NULL;
-    int rc = import_attr("weakref", "WeakSet", &weakset) < 0
-             || import_attr("asyncio.tasks", QL_TASK_REGISTRY_NAME, &registry) < 0
-             || ql_registry_init(weakset, registry) < 0;
-    Py_XDECREF(weakset);
-    Py_XDECREF(registry);
-    if (rc) {
-        return NULL;
-    }
     PyObject *module = PyModule_Create(&core_module);
     if (module == NULL) {
         return NULL;
     }
     if (ql_handle_types_ready(module) < 0 || ql_loop_type_ready(module) < 0
         || ql_future_type_ready(module) < 0 || ql_task_type_ready(module) < 0
-        || ql_helpers_ready(module) < 0 || ql_transport_type_ready(module) < 0) {
+        || ql_helpers_ready(module) < 0 || ql_transport_type_ready(module) < 0
+        || ql_registry_functions_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

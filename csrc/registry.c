@@ -1,93 +1,146 @@
-/* registry.c - quickloop tasks in asyncio's task registry (see registry.h).
+/* registry.c - quickloop's live tasks, in a list threaded through them (see
+ * registry.h).
  *
- * asyncio registers a task with WeakSet.add(task), which stores
- * weakref.ref(task, the set's _remove) in the set's `data`; when the task
- * dies, _remove discards that weakref (or, while the set is being iterated,
- * queues it on `_pending_removals`).  Two Python calls per task: about 4,300
- * of the 29,000 instructions that creating, starting, cancelling and
- * gathering one sleeping task costs on quickloop (callgrind).  When the
- * registry is a plain weakref.WeakSet, this does the same in C: the same
- * weakref in the same `data`, with a C callback doing what _remove does, so
- * all_tasks(), `task in registry` and discard() see no difference.  Any other
- * registry, or one with removals pending, gets asyncio's _register_task.
- * _weakrefset.WeakSet (identical in 3.11 to 3.13) never rebinds `data`,
- * `_pending_removals` or `_iterating`, so they are looked up once. */
+ * A task is on the list from its registration until it is finalized,
+ * cleared or deallocated, whichever comes first: as with asyncio's WeakSet,
+ * whose weakref dies when the task does (before the finalizers, when the
+ * cyclic GC frees it), a task being destroyed is no longer listed.  The
+ * list holds no references, so it changes nothing the GC sees; Python reads
+ * it only as a snapshot list made without running any Python code, so tasks
+ * dying while it is read cannot disturb it. */
 #include "registry.h"
 #include "module.h"
+#include "task.h"
 
-static PyObject *registry;          /* the WeakSet; NULL: always _register_task */
-static PyObject *registry_data;     /* its data (a set of weakrefs) */
-static PyObject *registry_pending;  /* its _pending_removals (a list) */
-static PyObject *registry_iterating;/* its _iterating (a set) */
-static PyObject *registry_remove;   /* the weakref callback below */
+static ql_registry_link head = {&head, &head};
+static Py_ssize_t count;
+static int installed;           /* registry.py's registry is in place */
 
-/* WeakSet's _remove, for the weakrefs added here; wr is the dead task's. */
-static PyObject *
-remove_dead(PyObject *Py_UNUSED(module), PyObject *wr)
+static inline ql_registry_link *
+link_of(PyObject *task)
 {
-    int rc = PySet_GET_SIZE(registry_iterating) > 0
-                 ? PyList_Append(registry_pending, wr)
-                 : PySet_Discard(registry_data, wr);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return &ql_task_of(task)->registry;
 }
 
-static PyMethodDef remove_dead_def = {
-    "_remove", remove_dead, METH_O,
-    "Drop a dead task's weakref from asyncio's task registry (WeakSet._remove in C).",
-};
-
-/* o.name if it is exactly of type tp, else NULL (no exception). */
-static PyObject *
-attr_of_type(PyObject *o, const char *name, PyTypeObject *tp)
+static inline PyObject *
+task_of(ql_registry_link *link)
 {
-    PyObject *v = PyObject_GetAttrString(o, name);
-    if (v == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (!Py_IS_TYPE(v, tp)) {
-        Py_DECREF(v);
-        return NULL;
-    }
-    return v;
+    return (PyObject *)((char *)link - offsetof(ql_task, registry));
 }
 
-int
-ql_registry_init(PyObject *weakset_type, PyObject *reg)
+static void
+link_task(PyObject *task)
 {
-    if (Py_IS_TYPE(reg, (PyTypeObject *)weakset_type)) {
-        registry_data = attr_of_type(reg, "data", &PySet_Type);
-        registry_pending = attr_of_type(reg, "_pending_removals", &PyList_Type);
-        registry_iterating = attr_of_type(reg, "_iterating", &PySet_Type);
-        registry_remove = PyCFunction_New(&remove_dead_def, NULL);
-        if (registry_remove == NULL) {
-            return -1;
-        }
+    ql_registry_link *link = link_of(task);
+    if (link->next == NULL) {
+        link->prev = head.prev;
+        link->next = &head;
+        head.prev->next = link;
+        head.prev = link;
+        count++;
     }
-    if (registry_data != NULL && registry_pending != NULL && registry_iterating != NULL
-        && registry_remove != NULL) {
-        registry = Py_NewRef(reg);
+}
+
+/* 1 if task was on the list. */
+static int
+unlink_task(PyObject *task)
+{
+    ql_registry_link *link = link_of(task);
+    if (link->next == NULL) {
+        return 0;
     }
-    /* else not the WeakSet this knows: every task goes through asyncio's way */
-    return 0;
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+    link->prev = link->next = NULL;
+    count--;
+    return 1;
 }
 
 int
 ql_registry_add(PyObject *task)
 {
-    if (registry == NULL || PyList_GET_SIZE(registry_pending) > 0) {
-        PyObject *res = PyObject_CallOneArg(ql_state.register_task, task);
-        Py_XDECREF(res);
-        return res == NULL ? -1 : 0;
+    if (installed) {
+        link_task(task);
+        return 0;
     }
-    PyObject *wr = PyWeakref_NewRef(task, registry_remove);
-    if (wr == NULL) {
-        return -1;
+    PyObject *res = PyObject_CallOneArg(ql_state.register_task, task);
+    Py_XDECREF(res);
+    return res == NULL ? -1 : 0;
+}
+
+void
+ql_registry_forget(PyObject *task)
+{
+    (void)unlink_task(task);
+}
+
+static PyObject *
+registry_install(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    installed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+registry_tasks(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(count);
+    if (list == NULL) {
+        return NULL;
     }
-    int rc = PySet_Add(registry_data, wr);
-    Py_DECREF(wr);
-    return rc;
+    Py_ssize_t i = 0;
+    for (ql_registry_link *link = head.next; link != &head; link = link->next) {
+        PyList_SET_ITEM(list, i++, Py_NewRef(task_of(link)));
+    }
+    return list;
+}
+
+static PyObject *
+registry_len(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(count);
+}
+
+static PyObject *
+registry_has(PyObject *Py_UNUSED(module), PyObject *task)
+{
+    return PyBool_FromLong(ql_task_check(task) && link_of(task)->next != NULL);
+}
+
+static PyObject *
+registry_link(PyObject *Py_UNUSED(module), PyObject *task)
+{
+    if (!ql_task_check(task)) {
+        Py_RETURN_FALSE;
+    }
+    link_task(task);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+registry_unlink(PyObject *Py_UNUSED(module), PyObject *task)
+{
+    return PyBool_FromLong(ql_task_check(task) && unlink_task(task));
+}
+
+static PyMethodDef registry_methods[] = {
+    {"_registry_install", registry_install, METH_NOARGS,
+     "Link new tasks into quickloop's list: quickloop.registry's registry lists them."},
+    {"_registry_tasks", registry_tasks, METH_NOARGS,
+     "A new list of quickloop's live registered tasks."},
+    {"_registry_len", registry_len, METH_NOARGS,
+     "How many quickloop tasks are registered."},
+    {"_registry_has", registry_has, METH_O,
+     "Whether task is a registered quickloop task."},
+    {"_registry_link", registry_link, METH_O,
+     "Register a quickloop task again; False if task is not a quickloop task."},
+    {"_registry_unlink", registry_unlink, METH_O,
+     "Unregister a quickloop task; True if it was registered."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+ql_registry_functions_add(PyObject *module)
+{
+    return PyModule_AddFunctions(module, registry_methods);
 }

@@ -1017,6 +1017,7 @@ task_clear_fields(ql_task *t)
 static int
 task_clear(PyObject *self)
 {
+    ql_registry_forget(self);
     task_clear_fields(ql_task_of(self));
     return ((PyTypeObject *)ql_state.asyncio_task)->tp_clear(self);
 }
@@ -1026,6 +1027,7 @@ static void
 task_finalize(PyObject *self)
 {
     ql_task *t = ql_task_of(self);
+    ql_registry_forget(self);   /* a task being destroyed is not listed */
     if (t->loop != NULL && t->state == QL_PENDING && t->log_destroy_pending) {
         PyObject *exc = ql_err_take();
         PyObject *context = PyDict_New();
@@ -1060,6 +1062,7 @@ task_dealloc(PyObject *self)
         return;     /* resurrected */
     }
     PyObject_GC_UnTrack(self);
+    ql_registry_forget(self);
     task_clear_fields(ql_task_of(self));
     ((PyTypeObject *)ql_state.asyncio_task)->tp_dealloc(self);
 #if !QL_ASYNCIO_BASE_IS_HEAPTYPE

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include "future.h"
+#include "registry.h"
 
 /* The base _asyncio.Task's fields (compat.h), then quickloop's own.  The
  * task's context is a copy it owns (ctxcopy.h), kept out of the base's
@@ -19,6 +20,7 @@ typedef struct {
     PyObject *wakeup;           /* this task's done-callback, made on first wait */
     PyObject *cancel_origin;    /* debug mode: where cancel() was called */
     uint64_t name_id;           /* name is NULL until asked for: "Task-<name_id>" */
+    ql_registry_link registry;  /* on quickloop's list of live tasks (registry.h) */
 } ql_task;
 
 static inline ql_task *

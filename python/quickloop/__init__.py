@@ -9,6 +9,7 @@ import asyncio
 
 from ._core import (Future, Handle, Task, Timeout, TimerHandle, eager_task_factory,
                     shield, timeout, timeout_at)
+from . import registry
 from .helpers import wait_for
 from .loop import Loop
 
@@ -18,6 +19,8 @@ __all__ = (
     "shield", "timeout", "timeout_at", "wait_for", "eager_task_factory",
 )
 __version__ = "0.1.0"
+
+registry.install()
 
 
 def new_event_loop():

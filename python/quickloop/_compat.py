@@ -5,6 +5,10 @@ import warnings
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
+# The WeakSet of tasks asyncio.all_tasks() reads, in asyncio.tasks: 3.12
+# renamed it when it added a separate set for eager tasks.
+TASK_REGISTRY_NAME = "_scheduled_tasks" if PY312 else "_all_tasks"
+
 
 def server_attach(server, transport):
     """Count a new connection on its asyncio.Server: from 3.13 the server
