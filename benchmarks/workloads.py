@@ -602,7 +602,7 @@ _REGISTRY = [
      "loopback echo, streams, 10 kB messages, 4 connections"),
     ("tcp_echo_streams_100k", net._echo_workload("streams", 100_000), 10_000, 2_000, "round trips",
      "loopback echo, streams, 100 kB messages, 4 connections"),
-    ("http_wrk", net.http_wrk, 5, 1, "requests", "HTTP/1.1 keep-alive server in a subprocess, wrk -c 50 -t 2 "
+    ("http_wrk", net.http_wrk, 5, 1, "requests", "HTTP/1.1 keep-alive server in a subprocess, wrk -c 50 -t 1 "
      "for SIZE seconds", _WRK),
 ]
 

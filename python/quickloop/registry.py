@@ -124,12 +124,18 @@ for _name in ("__repr__", "__reduce__", "__eq__", "__le__", "__lt__", "__ge__", 
 del _name
 
 
+_original = None
+
+
 def install():
     """Put a TaskRegistry in asyncio.tasks and have new quickloop tasks use
     it.  If the registry there is not a plain WeakSet (replaced by someone
     else), leave it: quickloop's tasks then go through _register_task."""
+    global _original  # pylint: disable=global-statement
     base = getattr(asyncio.tasks, TASK_REGISTRY_NAME)
     if type(base) is weakref.WeakSet:  # pylint: disable=unidiomatic-typecheck
+        # Kept alive here too: its _remove callback holds it by weakref.
+        _original = base
         setattr(asyncio.tasks, TASK_REGISTRY_NAME, TaskRegistry(base))
     if isinstance(getattr(asyncio.tasks, TASK_REGISTRY_NAME), TaskRegistry):
         _core._registry_install()
