@@ -386,6 +386,7 @@ def run_fault_iterations(loop, points):
     outcomes = collections.Counter()
     limit = 3 * points + 50  # the count varies a little with timing (timer firing order)
     n = 0
+    false_alarms = 0
     while True:
         n += 1
         assert n <= limit, f"the armed countdown was still consumed at n={n}"
@@ -393,6 +394,14 @@ def run_fault_iterations(loop, points):
         where = f"n={n} (of ~{points} points): {run}"
         bad = [r for r in run["reports"] if not r[2]]
         assert not bad, (where, bad)
+        if not run["fired"] and run["stalled"]:
+            # The watchdog stopped a run before its n-th point, and no fault
+            # had fired: a run with no fault cannot lose a wake-up, so this
+            # was a false alarm on a starved machine.  Run this n again.
+            false_alarms += 1
+            assert false_alarms <= 20, where
+            n -= 1
+            continue
         if not run["fired"]:
             # the workload reached fewer than n points: it ran clean
             assert run["raised"] is None and run["result"] == FAULT_EXPECTED, where
