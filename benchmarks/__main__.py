@@ -36,6 +36,8 @@ NOTES = {
     "mean_lateness_ms": ("mean timer lateness, ms", "{:.1f}"),
     "peak_rss_mib": ("peak RSS growth, MiB", "{:.0f}"),
     "mb_per_s": ("MB/s", "{:,.0f}"),
+    "left_alive": ("objects left alive per run (a leak: later figures in this process are distorted)",
+                   "{:,.0f}"),
 }
 
 

@@ -27,6 +27,7 @@ EXTRAS = {
     "server_busy_pct": ("server CPU busy, %", "{:.0f}"),
     "kernel_pct": ("CPU time in the kernel, %", "{:.0f}"),
     "user_us_per_op": ("user-space CPU per op, us", "{:.2f}"),
+    "left_alive": ("objects left alive per run (a leak, see runner.py)", "{:,.0f}"),
 }
 
 

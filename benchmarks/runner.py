@@ -8,6 +8,15 @@ workloads start the clock inside the running loop).  ``gc.collect()`` runs
 before every repetition; the garbage collector stays enabled while timing,
 for every loop alike.
 
+All loops share one process, so a loop that leaks distorts what comes after
+it: its objects stay on the collector's lists, and CPython runs a full
+collection only when the long-lived objects grow by a quarter, so every later
+measurement runs on a larger heap with fewer, costlier full collections.
+Each repetition therefore counts the objects the collector tracks before it
+and after its loop is closed and collected (``left_alive`` in each run); a
+median over LEAK_MIN is reported as a leak (rloop 0.5.0 leaves every
+cancelled timer alive, and three objects per task).
+
 A loop whose workload check fails (or which raises) is FAILED for that
 benchmark: its timings are discarded, it gets no median and no ratio, and it
 is not run again for that benchmark.  A workload that cannot run here (wrk
@@ -26,6 +35,7 @@ from .base import CheckFailed, SkipWorkload
 from .workloads import WORKLOADS
 
 OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
+LEAK_MIN = 1000  # objects left alive by one repetition that count as a leak
 BASELINE = "stdlib"
 CORE_LOOPS = ("stdlib", "uvloop", "quickloop")
 OPTIONAL_LOOPS = ("rloop", "rsloop")  # compared too when importable
@@ -132,6 +142,7 @@ def run_once(workload, factory, size, loop_name=None):
     Raises whatever the workload raised (CheckFailed for a failed check,
     SkipWorkload if it cannot run here)."""
     gc.collect()
+    tracked_before = len(gc.get_objects())
     loop = factory()
     try:
         if workload.wants_loop_name:
@@ -142,6 +153,10 @@ def run_once(workload, factory, size, loop_name=None):
         extra = dict(getattr(measured, "extra", {}) or {})
     finally:
         _dispose(loop)
+        del loop
+    measured = None
+    gc.collect()
+    extra["left_alive"] = len(gc.get_objects()) - tracked_before
     if not (isinstance(ops, int) and ops > 0):
         raise CheckFailed(f"workload reported {ops!r} ops")
     if not (isinstance(elapsed, float) and elapsed > 0):
@@ -212,6 +227,8 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
             res["min_ops_per_s"] = min(rates)
             res["max_ops_per_s"] = max(rates)
             res["extra"] = _median_extras(res["runs"])
+            if res["extra"].get("left_alive", 0) <= LEAK_MIN:
+                res["extra"].pop("left_alive", None)  # a first run's caches, not a leak
         else:
             res["median_ops_per_s"] = None
     base = results.get(BASELINE, {}).get("median_ops_per_s")

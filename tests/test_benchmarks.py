@@ -264,6 +264,42 @@ def test_interleaving_fresh_loops_and_medians():
     assert [r["elapsed"] for r in o["runs"]] == times["other"]
 
 
+_LEAKED = []
+
+
+def test_a_loop_that_leaks_is_reported():
+    """A loop leaving objects alive after each repetition is reported (its
+    leak changes the GC's work for everything measured after it); a first
+    repetition filling caches is not."""
+    def work(loop, n):
+        if loop.tag == "leaky":
+            _LEAKED.append([[i] for i in range(5000)])  # 5,001 tracked lists a run
+        elif loop.tag == "stdlib" and not _LEAKED:
+            _LEAKED.append([[i] for i in range(5000)])  # once: a cache, not a leak
+        return Measured(n, 0.5)
+
+    def make(tag):
+        def factory():
+            lp = runner._stdlib_factory()
+            lp.tag = tag
+            return lp
+
+        return factory
+
+    try:
+        result = runner.run_benchmark(_fake_workload(work), {"stdlib": make("stdlib"), "leaky": make("leaky")},
+                                      3, 10)
+    finally:
+        _LEAKED.clear()
+    leaky, stdlib = result["loops"]["leaky"], result["loops"]["stdlib"]
+    assert [r["extra"]["left_alive"] for r in leaky["runs"]] == [5001] * 3
+    assert leaky["extra"]["left_alive"] == 5001
+    assert "left_alive" not in stdlib["extra"]
+    assert stdlib["runs"][0]["extra"]["left_alive"] == 5001  # the first run's cache
+    assert [abs(r["extra"]["left_alive"]) < 50 for r in stdlib["runs"][1:]] == [True, True]
+    assert "left_alive" in report.EXTRAS and "left_alive" in cli.NOTES
+
+
 def test_failed_check_discards_timings_and_stops_that_loop():
     calls = []
 
