@@ -84,7 +84,15 @@ registry_install(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 static PyObject *
 registry_tasks(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    PyObject *list = PyList_New(count);
+    /* Making the list may run the cyclic GC, whose finalizers take dying
+     * tasks off the list (or run code that makes tasks): size it again. */
+    Py_ssize_t n = count;
+    PyObject *list = PyList_New(n);
+    while (list != NULL && n != count) {
+        Py_DECREF(list);
+        n = count;
+        list = PyList_New(n);
+    }
     if (list == NULL) {
         return NULL;
     }

@@ -208,3 +208,45 @@ def test_all_tasks_sees_only_live_pending_tasks(loop, n):
 
     refs, listed = run_until(loop, main())
     assert not any(r() for r in refs) and len(listed) == 1
+
+
+def test_a_collection_while_the_snapshot_is_made_is_consistent():
+    """The cyclic GC can run while the snapshot list of quickloop's tasks is
+    allocated, and the finalizer of a pending task it frees takes that task
+    off the list: the snapshot must still hold only live tasks, no holes.
+    Run in a subprocess: a hole would be a NULL item, a crash."""
+    code = textwrap.dedent("""
+        import asyncio, gc, quickloop
+        from quickloop import _core
+
+        async def waiter(fut):
+            await fut
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda lp, ctx: None)
+            keep = [loop.create_task(waiter(loop.create_future())) for _ in range(3)]
+            gc.disable()
+            fut = loop.create_future()
+            loop.create_task(waiter(fut))
+            await asyncio.sleep(0)
+            del fut          # that task is now an unreachable cycle, not yet collected
+            before = len(_core._registry_tasks())   # gc still off: 5 (main too)
+            hold = [[] for _ in range(200)]   # empties the list free list: the
+            gc.set_threshold(1)               # snapshot's list is a new GC object
+            gc.enable()
+            snap = _core._registry_tasks()          # its allocation collects the cycle
+            gc.set_threshold(700)
+            ok = all(isinstance(t, asyncio.Task) for t in snap)
+            del hold
+            for t in keep:
+                t.cancel()
+            await asyncio.wait(keep)
+            return before, len(snap), ok
+
+        print(quickloop.run(main()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(5, 4, True)"
