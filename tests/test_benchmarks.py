@@ -264,6 +264,16 @@ def test_interleaving_fresh_loops_and_medians():
     assert [r["elapsed"] for r in o["runs"]] == times["other"]
 
 
+def _tagged(tag):
+    """A factory of stdlib loops that carry `tag`."""
+    def factory():
+        lp = runner._stdlib_factory()
+        lp.tag = tag
+        return lp
+
+    return factory
+
+
 _LEAKED = []
 
 
@@ -278,16 +288,8 @@ def test_a_loop_that_leaks_is_reported():
             _LEAKED.append([[i] for i in range(5000)])  # once: a cache, not a leak
         return Measured(n, 0.5)
 
-    def make(tag):
-        def factory():
-            lp = runner._stdlib_factory()
-            lp.tag = tag
-            return lp
-
-        return factory
-
     try:
-        result = runner.run_benchmark(_fake_workload(work), {"stdlib": make("stdlib"), "leaky": make("leaky")},
+        result = runner.run_benchmark(_fake_workload(work), {"stdlib": _tagged("stdlib"), "leaky": _tagged("leaky")},
                                       3, 10)
     finally:
         _LEAKED.clear()
@@ -309,15 +311,7 @@ def test_failed_check_discards_timings_and_stops_that_loop():
             raise CheckFailed("tampered result")
         return Measured(n, 0.5)
 
-    def make(tag):
-        def factory():
-            lp = runner._stdlib_factory()
-            lp.tag = tag
-            return lp
-
-        return factory
-
-    result = runner.run_benchmark(_fake_workload(work), {"stdlib": make("stdlib"), "bad": make("bad")}, 4, 10)
+    result = runner.run_benchmark(_fake_workload(work), {"stdlib": _tagged("stdlib"), "bad": _tagged("bad")}, 4, 10)
     bad = result["loops"]["bad"]
     assert bad["status"] == runner.FAILED and "tampered result" in bad["error"]
     assert bad["runs"] == [] and bad["ratio_vs_stdlib"] is None
