@@ -6,8 +6,8 @@
  * whose weakref dies when the task does (before the finalizers, when the
  * cyclic GC frees it), a task being destroyed is no longer listed.  The
  * list holds no references, so it changes nothing the GC sees; Python reads
- * it only as a snapshot list made without running any Python code, so tasks
- * dying while it is read cannot disturb it. */
+ * it only as a snapshot list, filled without running any code once the list
+ * is made (making it may run the GC: see registry_tasks). */
 #include "registry.h"
 #include "module.h"
 #include "task.h"
