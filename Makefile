@@ -20,7 +20,9 @@ run: $(PY)
 	@for f in examples/[0-9]*.py; do echo "== $$f"; $(PY) -m quickloop $$f || exit 1; done
 	$(PY) -m benchmarks --summary
 
+# wrk (Debian's package): the http_wrk benchmark's tests drive a real server with it.
 test: $(PY)
+	$(call apt_ensure,wrk)
 	$(PIP) install '.[test]'
 	$(PY) -m pytest -q
 

@@ -14,6 +14,8 @@
                                       timers / tasks), to benchmarks/curves.json (or --json PATH) and
                                       benchmarks/curves.png (or --chart PATH); --summary: fewer ops
                                       per point
+    --in-process                      run every repetition in this process (default: a new process
+                                      per repetition, so no loop's leaks or heap reach another's)
     --curves-max N                    only counts up to N pending timers / tasks (quick runs)
 
 Exit status: 0 if every available loop passed every benchmark's checks,
@@ -71,6 +73,8 @@ def parse_args(argv):
                    help="run the cost curves (time per op vs pending timers / tasks) instead of the benchmarks")
     p.add_argument("--curves-max", metavar="N", type=int, default=None,
                    help="with --curves: only pending counts up to N")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every repetition in this process instead of a new process each (profiling)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = p.parse_args(argv)
@@ -300,7 +304,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     date = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report = run_all(args.bench, args.loops, args.reps, summary=args.summary, scale=args.scale, progress=progress)
+    report = run_all(args.bench, args.loops, args.reps, summary=args.summary, scale=args.scale, progress=progress,
+                     isolate=not args.in_process)
     report["command"] = command_line(argv)
     report["date"] = date
     report["wall_seconds"] = time.perf_counter() - t0

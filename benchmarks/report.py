@@ -232,7 +232,8 @@ def render_results(report, results_path, chart_path=None, curves_json=None, curv
         "```",
         "",
         f"Median of {c['reps']} repetitions per loop, the loops interleaved within each repetition, a fresh "
-        f"loop per repetition; ratio = the loop's median ops/s / the {BASELINE} loop's (above 1 is faster). "
+        + ("process and loop per repetition" if c.get("isolate") else "loop per repetition, all in one process")
+        + f"; ratio = the loop's median ops/s / the {BASELINE} loop's (above 1 is faster). "
         + ("Summary sizes. " if c.get("summary") else "")
         + (f"Sizes scaled by {c['scale']:g}. " if c.get("scale", 1) != 1 else "")
         + (f"Wall time {report['wall_seconds']:.0f} s." if "wall_seconds" in report else ""),

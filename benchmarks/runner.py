@@ -8,14 +8,17 @@ workloads start the clock inside the running loop).  ``gc.collect()`` runs
 before every repetition; the garbage collector stays enabled while timing,
 for every loop alike.
 
-All loops share one process, so a loop that leaks distorts what comes after
-it: its objects stay on the collector's lists, and CPython runs a full
-collection only when the long-lived objects grow by a quarter, so every later
-measurement runs on a larger heap with fewer, costlier full collections.
-Each repetition therefore counts the objects the collector tracks before it
-and after its loop is closed and collected (``left_alive`` in each run); a
-median over LEAK_MIN is reported as a leak (rloop 0.5.0 leaves every
-cancelled timer alive, and three objects per task).
+Each repetition runs in a process of its own (``run_isolated``, which
+starts ``python -m benchmarks.worker``): in a shared process a loop that
+leaks distorts what comes after it, since its objects stay on the
+collector's lists and CPython runs a full collection only when the
+long-lived objects grow by a quarter, so every later measurement runs on a
+larger heap with fewer, costlier full collections.  Each repetition still
+counts the objects the collector tracks before it and after its loop is
+closed and collected (``left_alive`` in each run); a median over LEAK_MIN is
+reported as a leak (rloop 0.5.0 leaves every cancelled timer alive, and
+three objects per task).  ``isolate=False`` runs everything in this process
+(profiling, and the tests that inject loops or workloads).
 
 A loop whose workload check fails (or which raises) is FAILED for that
 benchmark: its timings are discarded, it gets no median and no ratio, and it
@@ -27,7 +30,9 @@ import asyncio
 import gc
 import os
 import platform
+import json
 import statistics
+import subprocess
 import sys
 import traceback
 
@@ -164,6 +169,37 @@ def run_once(workload, factory, size, loop_name=None):
     return {"ops": ops, "elapsed": elapsed, "extra": extra}
 
 
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER_TIMEOUT = 900  # seconds; the largest full-size repetition takes under a minute
+
+
+def run_isolated(workload, loop_name, size):
+    """One repetition, as ``run_once``, in a new process (see the module
+    docstring).  The workload and loop are named, not passed: the worker
+    imports them itself.  Raises SkipWorkload or CheckFailed as ``run_once``
+    would, and CheckFailed for a worker that died or printed no outcome."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", workload.name, loop_name, str(size)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PACKAGE_ROOT,
+                              timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"worker process did not finish in {WORKER_TIMEOUT} s") from None
+    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        outcome = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise CheckFailed(f"worker process exited with {proc.returncode} and no outcome"
+                          + (f"; last stderr line: {err[-1]}" if err else "")) from None
+    if outcome["status"] == SKIPPED:
+        raise SkipWorkload(outcome["error"])
+    if outcome["status"] != OK:
+        raise CheckFailed(outcome["error"].removeprefix("check failed: "))
+    return outcome["run"]
+
+
 def _median_extras(runs):
     """Median of each numeric extra figure over the repetitions."""
     keys = {}
@@ -179,13 +215,16 @@ def _median_extras(runs):
     return out
 
 
-def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
+def run_benchmark(workload, factories, reps, size, reasons=None, progress=None, isolate=False):
     """Run one workload ``reps`` times on every loop, interleaved.
 
     ``factories`` maps loop name -> zero-argument loop factory, or None for
-    an unavailable loop (``reasons`` says why).  Returns a dict with the
-    size, unit and, per loop: status, error, raw runs, median ops/s and the
-    ratio of that median to the baseline (stdlib) loop's.
+    an unavailable loop (``reasons`` says why).  With ``isolate`` each
+    repetition runs in a new process that makes the named loop itself
+    (``run_isolated``); the factory then only says the loop is available.
+    Returns a dict with the size, unit and, per loop: status, error, raw
+    runs, median ops/s and the ratio of that median to the baseline
+    (stdlib) loop's.
     """
     reasons = reasons or {}
     results = {}
@@ -204,7 +243,10 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
             if res["status"] != OK:
                 continue
             try:
-                run = run_once(workload, factory, size, loop_name=name)
+                if isolate:
+                    run = run_isolated(workload, name, size)
+                else:
+                    run = run_once(workload, factory, size, loop_name=name)
             except SkipWorkload as e:
                 res.update(status=SKIPPED, error=str(e), runs=[])
             except CheckFailed as e:
@@ -240,10 +282,15 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None):
 
 
 def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=None, workloads=None,
-            factories=None):
+            factories=None, isolate=None):
     """Run the named benchmarks on the named loops; the whole report as a
     dict (ready for JSON).  ``workloads``/``factories`` override the
-    registries (tests use them to inject broken loops or workloads)."""
+    registries (tests use them to inject broken loops or workloads), and
+    then run in this process: a worker process knows only the registries.
+    ``isolate`` (default: unless something is injected) gives each
+    repetition a process of its own."""
+    if isolate is None:
+        isolate = workloads is None and factories is None
     workloads = workloads or WORKLOADS
     if factories is None:
         factories, reasons = resolve_loops(loop_names)
@@ -252,7 +299,7 @@ def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=No
         reasons = {n: "not available" for n, f in factories.items() if f is None}
     report = {
         "machine": machine_info(),
-        "config": {"reps": reps, "summary": summary, "scale": scale, "loops": list(loop_names),
+        "config": {"reps": reps, "summary": summary, "scale": scale, "isolate": isolate, "loops": list(loop_names),
                    "benchmarks": list(bench_names), "baseline": BASELINE},
         "loops": {n: {"available": factories[n] is not None, "reason": reasons.get(n),
                       "version": loop_version(n) if factories[n] is not None else None} for n in loop_names},
@@ -261,7 +308,7 @@ def run_all(bench_names, loop_names, reps, summary=False, scale=1.0, progress=No
     for name in bench_names:
         w = workloads[name]
         size = w.size(summary=summary, scale=scale)
-        report["benchmarks"][name] = run_benchmark(w, factories, reps, size, reasons, progress)
+        report["benchmarks"][name] = run_benchmark(w, factories, reps, size, reasons, progress, isolate)
     return report
 
 

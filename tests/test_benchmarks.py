@@ -365,6 +365,45 @@ def test_cli_json_and_table(tmp_path, capsys):
     assert report["loops"]["quickloop"]["available"] in (True, False)
 
 
+def test_cli_runs_each_repetition_in_its_own_process(tmp_path):
+    out = tmp_path / "r.json"
+    assert cli.main(["--loops", "stdlib", "--bench", "call_soon", "--reps", "2", "--scale", "0.001",
+                     "--json", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["isolate"] is True
+    pids = [r["pid"] for r in report["benchmarks"]["call_soon"]["loops"]["stdlib"]["runs"]]
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    assert cli.main(["--loops", "stdlib", "--bench", "call_soon", "--reps", "1", "--scale", "0.001",
+                     "--json", str(out), "--in-process", "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["isolate"] is False
+    assert "pid" not in report["benchmarks"]["call_soon"]["loops"]["stdlib"]["runs"][0]
+
+
+def test_isolated_run_reports_like_run_once():
+    run = runner.run_isolated(WORKLOADS["task_spawn_cancel"], "stdlib", TINY["task_spawn_cancel"])
+    assert run["ops"] == TINY["task_spawn_cancel"] and run["elapsed"] > 0
+    assert run["pid"] != os.getpid() and "left_alive" in run["extra"]
+
+
+def test_isolated_unknown_loop_is_skipped_and_unknown_workload_fails():
+    with pytest.raises(workloads.SkipWorkload, match="unknown loop"):
+        runner.run_isolated(WORKLOADS["call_soon"], "noloop", 10)
+    ghost = Workload("no_such_workload", None, 10, 10, "ops", "")
+    with pytest.raises(CheckFailed, match="unknown workload 'no_such_workload'"):
+        runner.run_isolated(ghost, "stdlib", 10)
+
+
+def test_isolated_worker_that_dies_fails_the_loop(tmp_path, monkeypatch):
+    # A loop that kills its process (a segfault, say) leaves no outcome line.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Fatal Python error: Segmentation fault' >&2\nkill -SEGV $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(runner.sys, "executable", str(fake))
+    with pytest.raises(CheckFailed, match="exited with -11 and no outcome.*Segmentation fault"):
+        runner.run_isolated(WORKLOADS["call_soon"], "stdlib", 10)
+
+
 def test_cli_summary_reports_failed_loop(monkeypatch, capsys):
     real = runner.resolve_loop
 
@@ -372,8 +411,9 @@ def test_cli_summary_reports_failed_loop(monkeypatch, capsys):
         return (DuplicatingLoop, None) if name == "uvloop" else real(name)
 
     monkeypatch.setattr(runner, "resolve_loop", resolve)
+    # --in-process: a worker process would not see the patched resolve_loop.
     rc = cli.main(["--loops", "stdlib,uvloop", "--bench", "call_soon", "--summary", "--reps", "1",
-                   "--scale", "0.1", "-q"])
+                   "--scale", "0.1", "--in-process", "-q"])
     text = capsys.readouterr().out
     assert rc == 1
     header = text.splitlines()[0]
@@ -507,12 +547,14 @@ def test_cpu_extras():
 def test_proc_cpu_reads_this_process():
     if not os.path.exists(f"/proc/{os.getpid()}/stat"):
         pytest.skip("no /proc")
-    user0, _ = net.proc_cpu(os.getpid())
-    deadline = time.process_time() + 0.05
-    while time.process_time() < deadline:  # burn CPU so the counter moves
+    user0, system0 = net.proc_cpu(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn CPU so the counters move
         pass
     user1, system1 = net.proc_cpu(os.getpid())
-    assert user1 > user0 and system1 >= 0
+    # The kernel splits the process's run time into user and system in
+    # proportion to sampled ticks, so only their sum must grow with the burn.
+    assert user1 >= 0 and system1 >= 0 and user1 + system1 > user0 + system0
     assert net.proc_cpu(2**22 + 12345) is None  # no such process
 
 
@@ -695,7 +737,6 @@ def test_http_wrk_broken_server_fails(tmp_path, every, message):
 
 
 @needs_wrk
-@needs_wrk
 def test_http_wrk_reports_the_servers_cpu():
     run = runner.run_once(WORKLOADS["http_wrk"], runner._stdlib_factory, 1, loop_name="stdlib")
     extra = run["extra"]
@@ -705,6 +746,7 @@ def test_http_wrk_reports_the_servers_cpu():
         assert 0 <= extra["kernel_pct"] <= 100 and extra["user_us_per_op"] > 0
 
 
+@needs_wrk  # without wrk the workload is skipped before any loop is tried
 def test_http_wrk_unknown_loop_fails():
     result = runner.run_benchmark(WORKLOADS["http_wrk"], {"noloop": runner._stdlib_factory}, reps=1, size=1)
     res = result["loops"]["noloop"]
