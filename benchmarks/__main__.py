@@ -38,7 +38,7 @@ NOTES = {
     "mean_lateness_ms": ("mean timer lateness, ms", "{:.1f}"),
     "peak_rss_mib": ("peak RSS growth, MiB", "{:.0f}"),
     "mb_per_s": ("MB/s", "{:,.0f}"),
-    "left_alive": ("objects left alive per run (a leak: later figures in this process are distorted)",
+    "left_alive": ("objects left alive per run (a leak; each run has a process of its own unless --in-process)",
                    "{:,.0f}"),
 }
 
