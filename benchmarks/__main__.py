@@ -29,6 +29,7 @@ import sys
 import time
 
 from . import report as report_mod
+from . import targets
 from .report import DEFAULT_RESULTS
 from .runner import BASELINE, FAILED, KNOWN_LOOPS, OK, SKIPPED, default_loops, run_all
 from .workloads import WORKLOADS
@@ -164,9 +165,24 @@ def format_summary(report):
         rows.append(row)
     lines = _table(rows)
     lines += _notes(report)
+    lines += _targets(report)
     lines += _problems(report)
     lines += _footer(report)
     return "\n".join(lines)
+
+
+def _targets(report):
+    """One line on quickloop's targets (benchmarks/targets.py), one per miss."""
+    if "quickloop" not in report["config"]["loops"]:
+        return []
+    rows = targets.evaluate(report)
+    met = sum(1 for r in rows if r["status"] == targets.MET)
+    lines = ["", f"targets: {met} of {len(rows)} met"]
+    for r in rows:
+        if r["status"] != targets.MET:
+            got = "not measured" if r["measured"] is None else f"{r['measured']:.2f}x"
+            lines.append(f"  {r['status']}: {r['workload']} {r['target']} {got}, needs {r['required']:.1f}x")
+    return lines
 
 
 def format_full(report):
@@ -183,9 +199,24 @@ def format_full(report):
                 rows.append([label, n, f"{b['size']:,}", res["status"], "", "", ""])
     lines = _table(rows)
     lines += _notes(report)
+    lines += _targets(report)
     lines += _problems(report)
     lines += _footer(report)
     return "\n".join(lines)
+
+
+def _targets(report):
+    """One line on quickloop's targets (benchmarks/targets.py), one per miss."""
+    if "quickloop" not in report["config"]["loops"]:
+        return []
+    rows = targets.evaluate(report)
+    met = sum(1 for r in rows if r["status"] == targets.MET)
+    lines = ["", f"targets: {met} of {len(rows)} met"]
+    for r in rows:
+        if r["status"] != targets.MET:
+            got = "not measured" if r["measured"] is None else f"{r['measured']:.2f}x"
+            lines.append(f"  {r['status']}: {r['workload']} {r['target']} {got}, needs {r['required']:.1f}x")
+    return lines
 
 
 def _notes(report):

@@ -7,6 +7,7 @@ import sys
 import time
 
 from .runner import BASELINE, FAILED, OK, SKIPPED
+from .targets import targets_table
 
 MATPLOTLIB_MISSING = "matplotlib not installed (pip install matplotlib, or the bench extra): {what} not drawn"
 COLORS = {"stdlib": "#7f7f7f", "uvloop": "#1f77b4", "quickloop": "#d62728", "rloop": "#2ca02c",
@@ -245,6 +246,8 @@ def render_results(report, results_path, chart_path=None, curves_json=None, curv
     extras = extras_table(report)
     if extras:
         lines += ["", "## Extra metrics", "", "Medians over the repetitions.", ""] + extras
+    if "quickloop" in report["config"]["loops"]:
+        lines += ["", "## Targets", ""] + targets_table(report)
     problems = []
     for n, info in report["loops"].items():
         if not info["available"]:

@@ -21,7 +21,7 @@ except ImportError:  # pytest run from elsewhere: the suite lives at the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as cli  # noqa: E402
-from benchmarks import curves, net, report, runner, workloads  # noqa: E402
+from benchmarks import curves, net, report, runner, targets, workloads  # noqa: E402
 from benchmarks.httpserver import HttpProtocol, State  # noqa: E402
 from benchmarks.workloads import WORKLOADS, CheckFailed, Measured, Workload  # noqa: E402
 
@@ -993,3 +993,62 @@ def test_results_keeps_the_profiling_log(tmp_path, monkeypatch):
     assert text.startswith("new table\n")
     assert "old table" not in text
     assert text.endswith(rep.KEEP_MARKER + "\n### 1. a measured change\n")
+
+
+# ------------------------------------------------------------------ targets
+
+
+def _fake_report(medians, rss=None):
+    """A run report with the given {workload: {loop: median ops/s or None}}."""
+    benchmarks = {}
+    for name, per_loop in medians.items():
+        loops = {}
+        for loop, m in per_loop.items():
+            res = {"status": runner.OK if m else runner.FAILED, "median_ops_per_s": m, "extra": {}}
+            if rss and loop in rss and name == "timer_cancel":
+                res["extra"]["peak_rss_mib"] = rss[loop]
+            loops[loop] = res
+        benchmarks[name] = {"loops": loops}
+    return {"config": {"loops": ["stdlib", "uvloop", "quickloop"]}, "benchmarks": benchmarks}
+
+
+def test_targets_follow_the_issue():
+    rep = _fake_report({
+        "task_spawn_cancel": {"stdlib": 100, "uvloop": 120, "quickloop": 230},  # 2.3x, 1.92x: uvloop missed
+        "call_soon": {"stdlib": 100, "uvloop": 150, "quickloop": 200},  # 2.0x, 1.33x: both met
+        "queue": {"stdlib": 100, "uvloop": 100, "quickloop": 199},  # 1.99x: missed, 1.99x: met
+        "tcp_echo_streams_1k": {"stdlib": 100, "uvloop": 190, "quickloop": 190},  # uvloop's floor is 1.0x
+        "http_wrk": {"stdlib": 100, "uvloop": 300, "quickloop": 250},  # no uvloop target
+        "shield": {"stdlib": 100, "uvloop": 100, "quickloop": None},  # quickloop FAILED
+        "timer_cancel": {"stdlib": 100, "uvloop": 100, "quickloop": 300},
+    }, rss={"quickloop": 200, "uvloop": 150})
+    got = {(r["workload"], r["target"]): r["status"] for r in targets.evaluate(rep)}
+    assert got == {
+        ("task_spawn_cancel", "quickloop / stdlib"): "met",
+        ("task_spawn_cancel", "quickloop / uvloop"): "missed",
+        ("call_soon", "quickloop / stdlib"): "met",
+        ("call_soon", "quickloop / uvloop"): "met",
+        ("queue", "quickloop / stdlib"): "missed",
+        ("queue", "quickloop / uvloop"): "met",
+        ("tcp_echo_streams_1k", "quickloop / stdlib"): "missed",
+        ("tcp_echo_streams_1k", "quickloop / uvloop"): "met",
+        ("http_wrk", "quickloop / stdlib"): "met",
+        ("shield", "quickloop / stdlib"): "not measured",
+        ("shield", "quickloop / uvloop"): "not measured",
+        ("timer_cancel", "quickloop / stdlib"): "met",
+        ("timer_cancel", "quickloop / uvloop"): "met",
+        ("timer_cancel", "peak RSS growth: uvloop / quickloop"): "missed",  # 200 MiB against 150
+    }
+    lines = targets.targets_table(rep)
+    assert lines[0].startswith("8 of 14 targets met, 4 missed, 2 not measured")
+    assert "| `queue` | quickloop / stdlib | 1.99x | 2.0x | **missed** |" in lines
+    text = "\n".join(cli._targets(rep))
+    assert "targets: 8 of 14 met" in text and "missed: queue quickloop / stdlib 1.99x, needs 2.0x" in text
+    assert "not measured: shield quickloop / uvloop not measured" in text
+
+
+def test_results_md_has_the_targets(tmp_path):
+    rep = runner.run_all(["call_soon"], ["stdlib", "quickloop"], 1, scale=0.001)
+    text = report.render_results(rep, str(tmp_path / "RESULTS.md"))
+    assert "## Targets" in text and "| `call_soon` | quickloop / stdlib |" in text
+    assert "| `call_soon` | quickloop / uvloop | - | 1.3x | not measured |" in text  # uvloop not in this run
