@@ -253,7 +253,10 @@ schedule_at(ql_loop *self, const char *method, double when, PyObject *const *arg
         return NULL;
     }
     t->seq = self->timer_seq++;
-    if (ql_timer_heap_push(&self->timers, t) < 0) {
+    /* A timeout armed in the running loop leaves the GC's lists (timer.h). */
+    int untrack = self->running && !self->custom_time
+                  && t->deadline >= ql_monotonic_ns() + QL_TIMER_UNTRACK_AHEAD;
+    if (ql_timer_heap_push(&self->timers, t, untrack) < 0) {
         Py_DECREF(t);
         return NULL;
     }
@@ -792,6 +795,7 @@ loop_run(ql_loop *self, PyObject *Py_UNUSED(ignored))
         rc = run_once(self);
     } while (rc == 0 && !self->stopping);
     self->running = 0;
+    ql_timer_heap_track_all(&self->timers);     /* see timer.h */
     self->stopping = 0;
     if (rc < 0) {
         return NULL;

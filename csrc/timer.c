@@ -75,8 +75,18 @@ heap_resize(ql_timer_heap *heap, Py_ssize_t cap)
     return 0;
 }
 
+/* Every timer leaves the heap tracked (see timer.h). */
+static inline void
+track_again(ql_timer_heap *heap, ql_timer_handle *t)
+{
+    if (heap->untracked > 0 && !PyObject_GC_IsTracked((PyObject *)t)) {
+        PyObject_GC_Track(t);
+        heap->untracked--;
+    }
+}
+
 int
-ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t)
+ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t, int untrack)
 {
     if (ql_fault_point() < 0) {
         return -1;
@@ -89,7 +99,19 @@ ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t)
     Py_INCREF(t);
     heap->items[heap->len] = (ql_timer_entry){t->when, t};
     sift_up(heap, heap->len++);
+    if (untrack && PyObject_GC_IsTracked((PyObject *)t)) {
+        PyObject_GC_UnTrack(t);
+        heap->untracked++;
+    }
     return 0;
+}
+
+void
+ql_timer_heap_track_all(ql_timer_heap *heap)
+{
+    for (Py_ssize_t i = 0; heap->untracked > 0 && i < heap->len; i++) {
+        track_again(heap, heap->items[i].t);
+    }
 }
 
 /* Give memory back once the heap is mostly empty (a burst of cancelled
@@ -118,6 +140,7 @@ ql_timer_heap_remove(ql_timer_heap *heap, ql_timer_handle *t)
         }
     }
     heap_maybe_shrink(heap);
+    track_again(heap, t);
     Py_DECREF(t);
 }
 
@@ -132,12 +155,14 @@ ql_timer_heap_pop(ql_timer_heap *heap)
         sift_down(heap, 0);
     }
     heap_maybe_shrink(heap);
+    track_again(heap, t);
     return t;
 }
 
 void
 ql_timer_heap_clear(ql_timer_heap *heap)
 {
+    ql_timer_heap_track_all(heap);
     /* Detach first: a destructor run by Py_DECREF may arm a new timer. */
     ql_timer_entry *items = heap->items;
     Py_ssize_t len = heap->len;

@@ -583,3 +583,131 @@ def test_sub_nanosecond_deadlines_fire_in_when_order(loop):
     loop.call_at(later, loop.stop)
     loop.run_forever()
     assert order == ["earlier", "later"]
+
+
+# ---- timeouts off the GC's lists while the loop runs (csrc/timer.h) ----------
+
+
+def test_timeout_armed_in_running_loop_leaves_gc_lists_until_it_leaves_the_heap(loop, loop_kind):
+    quickloop_only(loop_kind, "the stdlib's TimerHandles are always tracked")
+    seen = {}
+
+    async def main():
+        far = loop.call_later(3600, noop)
+        seen["far armed"] = gc.is_tracked(far)
+        seen["short armed"] = gc.is_tracked(loop.call_later(0.5, noop))  # fires soon: stays tracked
+        cancelled = loop.call_later(3600, noop)
+        cancelled.cancel()
+        seen["cancelled"] = gc.is_tracked(cancelled)
+        gc.collect()  # a collection meanwhile must leave the armed timer alone
+        seen["far after collect"] = gc.is_tracked(far)
+        return far
+
+    far = loop.run_until_complete(main())
+    seen["far after stop"] = gc.is_tracked(far)
+    before_run = loop.call_later(3600, noop)
+    seen["armed while stopped"] = gc.is_tracked(before_run)
+    assert seen == {"far armed": False, "short armed": True, "cancelled": True,
+                    "far after collect": False, "far after stop": True, "armed while stopped": True}
+
+
+def test_fired_timeout_is_tracked_again(loop, loop_kind):
+    quickloop_only(loop_kind, "the stdlib's TimerHandles are always tracked")
+    fired = []
+
+    async def main():
+        h = loop.call_at(loop.time() + 1.05, fired.append, "fired")  # just past the 1 s horizon
+        armed = gc.is_tracked(h)
+        with alarm_watchdog():
+            while not fired:
+                await asyncio.sleep(0.05)
+        return h, armed
+
+    h, armed = loop.run_until_complete(main())
+    assert (armed, gc.is_tracked(h), fired) == (False, True, ["fired"])
+
+
+class _Cyclic:
+    """An object whose timer's callback refers back to it: a reference cycle
+    through the timer handle."""
+
+    def arm(self, loop, delay):
+        self.handle = loop.call_later(delay, self.method)
+
+    def method(self):
+        pass
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_cycle_through_a_timeout_is_collected_once_the_loop_stops(loop_kind, close):
+    """Kept off the GC's lists while the loop runs, a timeout must still be
+    collectable, as asyncio's are, once its loop stops (closed or not)."""
+    import weakref
+    if loop_kind == "stdlib":
+        lp = asyncio.DefaultEventLoopPolicy().new_event_loop()
+    else:
+        import quickloop
+        lp = quickloop.new_event_loop()
+    obj = _Cyclic()
+    probe = weakref.ref(obj)
+
+    async def main():
+        obj.arm(asyncio.get_running_loop(), 3600)
+
+    lp.run_until_complete(main())
+    del obj
+    if close:
+        lp.close()
+    else:
+        # An abandoned loop: the cycle runs loop -> heap -> handle -> obj
+        # and back only through obj -> handle, so only the GC can free it.
+        with pytest.warns(ResourceWarning) if loop_kind == "stdlib" else contextlib.nullcontext():
+            del lp
+            gc.collect()
+    gc.collect()
+    assert probe() is None
+
+
+class _Payload:
+    pass
+
+
+def test_collections_while_timeouts_are_armed_keep_everything_they_reach(loop):
+    """Objects reachable only through armed timeouts (plain payloads, and
+    tasks waiting on futures that only a timer's arguments hold) survive
+    full collections while the loop runs; cancelling a timer releases what
+    it held.  make asan runs this under AddressSanitizer."""
+    import weakref
+
+    async def waiter(fut):
+        return await fut
+
+    async def main():
+        lp = asyncio.get_running_loop()
+        payloads = [_Payload() for _ in range(2000)]
+        futs = [lp.create_future() for _ in range(500)]
+        tasks = [lp.create_task(waiter(f)) for f in futs]
+        await asyncio.sleep(0)  # every task waits on its future
+        payload_refs = [weakref.ref(p) for p in payloads]
+        task_refs = [weakref.ref(t) for t in tasks]
+        handles = [lp.call_later(3600, noop, p) for p in payloads]
+        resolvers = [lp.call_later(3600, f.set_result, None) for f in futs]
+        del payloads, futs, tasks
+        gc.collect()
+        armed = (sum(r() is not None for r in payload_refs), sum(r() is not None for r in task_refs))
+        for h in handles:
+            h.cancel()
+        gc.collect()
+        cancelled = sum(r() is not None for r in payload_refs)
+        tasks = [r() for r in task_refs]
+        for h in resolvers:
+            h.cancel()
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return armed, cancelled, results
+
+    with alarm_watchdog():
+        armed, cancelled, results = loop.run_until_complete(main())
+    assert armed == (2000, 500) and cancelled == 0
+    assert len(results) == 500 and all(isinstance(r, asyncio.CancelledError) for r in results)
