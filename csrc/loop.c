@@ -218,6 +218,9 @@ schedule_soon(ql_loop *self, const char *method, PyObject *const *args,
         Py_XDECREF(h);
         return NULL;
     }
+    if (self->running) {
+        ql_ready_untrack_newest(&self->ready);  /* see ready.h */
+    }
     if (threadsafe) {
         ql_wakeup_signal(&self->wakeup);
     }
@@ -796,6 +799,7 @@ loop_run(ql_loop *self, PyObject *Py_UNUSED(ignored))
     } while (rc == 0 && !self->stopping);
     self->running = 0;
     ql_timer_heap_track_all(&self->timers);     /* see timer.h */
+    ql_ready_track_all(&self->ready);           /* see ready.h */
     self->stopping = 0;
     if (rc < 0) {
         return NULL;

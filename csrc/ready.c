@@ -61,6 +61,32 @@ ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
     return 0;
 }
 
+void
+ql_ready_untrack_newest(ql_ready *q)
+{
+    PyObject *h = q->entries[(q->head + q->len - 1) & (q->cap - 1)].obj;
+    if (PyObject_GC_IsTracked(h)) {
+        PyObject_GC_UnTrack(h);
+    }
+}
+
+/* A handle leaving the ring (or staying in a stopped loop's) is tracked. */
+static inline void
+track_handle(ql_ready_entry *e)
+{
+    if (e->kind == QL_READY_HANDLE && !PyObject_GC_IsTracked(e->obj)) {
+        PyObject_GC_Track(e->obj);
+    }
+}
+
+void
+ql_ready_track_all(ql_ready *q)
+{
+    for (size_t i = 0; i < q->len; i++) {
+        track_handle(&q->entries[(q->head + i) & (q->cap - 1)]);
+    }
+}
+
 int
 ql_ready_pop(ql_ready *q, ql_ready_entry *out)
 {
@@ -76,6 +102,10 @@ ql_ready_pop(ql_ready *q, ql_ready_entry *out)
 void
 ql_ready_entry_clear(ql_ready_entry *e)
 {
+    /* Only the ring held it: it dies untracked, without touching the GC. */
+    if (e->obj != NULL && Py_REFCNT(e->obj) > 1) {
+        track_handle(e);
+    }
     Py_CLEAR(e->obj);
     Py_CLEAR(e->arg);
     Py_CLEAR(e->context);

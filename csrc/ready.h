@@ -2,7 +2,13 @@
  * entry is a Handle, or work queued by C code without any Python-visible
  * handle: a task step, a task wake-up, or a future's done callback.
  * Invariant: entries[(head + i) & (cap - 1)] for i < len hold owned
- * references; cap is zero or a power of two. */
+ * references; cap is zero or a power of two.
+ * A Handle that call_soon() queues while its loop runs is kept off the
+ * cyclic GC's lists until it leaves the ring, as an armed timeout is
+ * (timer.h): the running loop is reachable, and so is all its ring holds.
+ * A handle leaves the ring tracked if anything else still holds it, and
+ * ql_ready_track_all() tracks every queued handle again when the loop
+ * stops. */
 #ifndef QL_READY_H
 #define QL_READY_H
 
@@ -40,8 +46,15 @@ int ql_ready_reserve_n(ql_ready *q, size_t n);
  * two may be NULL). -1 with MemoryError (never after ql_ready_reserve). */
 int ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
                   PyObject *context);
+/* Take the newest entry's Handle off the GC's lists: it was just queued by
+ * call_soon() in the running loop (see above). */
+void ql_ready_untrack_newest(ql_ready *q);
+/* Track every queued handle again: the loop stops running. */
+void ql_ready_track_all(ql_ready *q);
 /* Move the oldest entry (owned references) to *out; 0 if the queue is empty. */
 int ql_ready_pop(ql_ready *q, ql_ready_entry *out);
+/* Release a popped entry; a handle anything else still holds is tracked
+ * again first. */
 void ql_ready_entry_clear(ql_ready_entry *e);
 void ql_ready_clear(ql_ready *q);
 int ql_ready_traverse(ql_ready *q, visitproc visit, void *arg);

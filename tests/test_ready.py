@@ -313,3 +313,89 @@ def test_threadsafe_handle_can_be_cancelled(loop):
     loop.call_soon_threadsafe(out.append, "y")
     run_once(loop)
     assert out == ["y"]
+
+
+# --------------------------------------------------------------------------
+# handles queued in a running loop stay off the GC's lists (csrc/ready.h)
+# --------------------------------------------------------------------------
+
+def test_handle_queued_in_running_loop_leaves_gc_lists_until_it_runs(loop, loop_kind):
+    import gc
+    quickloop_only(loop_kind, "the stdlib's Handles are always tracked")
+    seen = {}
+
+    async def main():
+        held = loop.call_soon(seen.setdefault, "ran", True)
+        seen["queued"] = gc.is_tracked(held)
+        gc.collect()  # a collection meanwhile leaves the queued handle alone
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen["ran, still held"] = gc.is_tracked(held)
+        left = loop.call_soon(seen.setdefault, "never", True)
+        loop.stop()  # stop() now: left stays queued while the loop is stopped
+        return left
+
+    import asyncio
+    fut = asyncio.ensure_future(main(), loop=loop)
+    loop.run_forever()
+    left = fut.result()
+    seen["queued in a stopped loop"] = gc.is_tracked(left)
+    queued_while_stopped = loop.call_soon(seen.setdefault, "later", True)
+    seen["queued while stopped"] = gc.is_tracked(queued_while_stopped)
+    assert seen == {"ran": True, "queued": False, "ran, still held": True,
+                    "queued in a stopped loop": True, "queued while stopped": True}
+
+
+def test_handle_reported_to_the_exception_handler_is_tracked(loop):
+    """A callback that raises hands its handle to the exception handler, which
+    may keep it: it must not stay off the GC's lists."""
+    import gc
+    kept = []
+    loop.set_exception_handler(lambda lp, context: kept.append(context))
+
+    def boom():
+        raise ValueError("boom")
+
+    loop.call_soon(lambda: loop.call_soon(boom))  # queued while running
+    run_once(loop)
+    run_once(loop)
+    assert len(kept) == 1 and isinstance(kept[0]["exception"], ValueError)
+    assert gc.is_tracked(kept[0]["handle"])
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_cycle_through_a_queued_handle_is_collected_once_the_loop_stops(loop_kind, close):
+    import asyncio
+    import gc
+    import warnings
+    import weakref
+
+    class Cyclic:
+        def arm(self, lp):
+            self.handle = lp.call_soon(self.method)
+
+        def method(self):
+            pass
+
+    if loop_kind == "stdlib":
+        lp = asyncio.DefaultEventLoopPolicy().new_event_loop()
+    else:
+        import quickloop
+        lp = quickloop.new_event_loop()
+    obj = Cyclic()
+    probe = weakref.ref(obj)
+
+    def arm_and_stop():
+        obj.arm(lp)  # queued while running, never run: the loop stops first
+        lp.stop()
+
+    lp.call_soon(arm_and_stop)
+    lp.run_forever()
+    del obj
+    if close:
+        lp.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # an unclosed loop, on purpose
+        del lp
+        gc.collect()
+    assert probe() is None
