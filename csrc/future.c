@@ -2,6 +2,7 @@
  * asyncio.futures.Future; every method is overridden.  Invariant: while
  * state is PENDING the callbacks are cb0 then the (fn, context) tuples of the
  * `callbacks` list; once done, there are none. */
+#include "anchor.h"
 #include "ctxcopy.h"
 #include "future.h"
 #include "loop.h"
@@ -37,8 +38,12 @@ schedule_callback(PyObject *loop, PyObject *fn, PyObject *fut, PyObject *context
     int rc;
     if (context == Py_None) {   /* fn is a waiting quickloop task */
         rc = ql_loop_queue(loop, QL_READY_WAKEUP, fn, fut, NULL);
-        if (rc != 0) {
-            return rc < 0 ? -1 : 0;
+        if (rc > 0) {
+            return 0;           /* anchored by the ring if it was (anchor.h) */
+        }
+        ql_anchor_release(fn);
+        if (rc < 0) {
+            return -1;
         }
         PyObject *wakeup = ql_task_wakeup_callable(fn);
         return wakeup ? call_soon_generic(loop, wakeup, fut, ql_ctx_share(ql_task_of(fn)->context)) : -1;
@@ -537,6 +542,7 @@ fut_remove_done_callback(PyObject *self, PyObject *fn)
     if (f == NULL) {
         return NULL;
     }
+    ql_anchor_release_waiters(self);
     /* Take the callbacks out while comparing: __eq__ may run arbitrary code. */
     PyObject *more = f->callbacks;
     Py_ssize_t n = (f->cb0.fn != NULL) + (more == NULL ? 0 : PyList_GET_SIZE(more));

@@ -1,6 +1,7 @@
 /* ready.c - the ready queue (see ready.h).  FIFO order is the loop's
  * contract: callbacks run in the order they were scheduled. */
 #include "ready.h"
+#include "anchor.h"
 #include "module.h"
 
 #define READY_MIN_CAP 64
@@ -64,26 +65,17 @@ ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
 void
 ql_ready_untrack_newest(ql_ready *q)
 {
-    PyObject *h = q->entries[(q->head + q->len - 1) & (q->cap - 1)].obj;
-    if (PyObject_GC_IsTracked(h)) {
-        PyObject_GC_UnTrack(h);
-    }
-}
-
-/* A handle leaving the ring (or staying in a stopped loop's) is tracked. */
-static inline void
-track_handle(ql_ready_entry *e)
-{
-    if (e->kind == QL_READY_HANDLE && !PyObject_GC_IsTracked(e->obj)) {
-        PyObject_GC_Track(e->obj);
-    }
+    ql_anchor_handle(q->entries[(q->head + q->len - 1) & (q->cap - 1)].obj);
 }
 
 void
 ql_ready_track_all(ql_ready *q)
 {
     for (size_t i = 0; i < q->len; i++) {
-        track_handle(&q->entries[(q->head + i) & (q->cap - 1)]);
+        ql_ready_entry *e = &q->entries[(q->head + i) & (q->cap - 1)];
+        if (e->kind == QL_READY_HANDLE || e->kind == QL_READY_WAKEUP || e->kind == QL_READY_STEP) {
+            ql_anchor_release(e->obj);
+        }
     }
 }
 
@@ -102,9 +94,10 @@ ql_ready_pop(ql_ready *q, ql_ready_entry *out)
 void
 ql_ready_entry_clear(ql_ready_entry *e)
 {
-    /* Only the ring held it: it dies untracked, without touching the GC. */
-    if (e->obj != NULL && Py_REFCNT(e->obj) > 1) {
-        track_handle(e);
+    /* A handle only the ring held dies untracked, without touching the GC.
+     * (A task's step tracks it first thing, and may anchor it again.) */
+    if (e->kind == QL_READY_HANDLE && e->obj != NULL && Py_REFCNT(e->obj) > 1) {
+        ql_anchor_release(e->obj);
     }
     Py_CLEAR(e->obj);
     Py_CLEAR(e->arg);

@@ -3,12 +3,11 @@
  * handle: a task step, a task wake-up, or a future's done callback.
  * Invariant: entries[(head + i) & (cap - 1)] for i < len hold owned
  * references; cap is zero or a power of two.
- * A Handle that call_soon() queues while its loop runs is kept off the
- * cyclic GC's lists until it leaves the ring, as an armed timeout is
- * (timer.h): the running loop is reachable, and so is all its ring holds.
- * A handle leaves the ring tracked if anything else still holds it, and
- * ql_ready_track_all() tracks every queued handle again when the loop
- * stops. */
+ * A Handle that call_soon() queues while its loop runs, and a task woken
+ * from an anchored wait, stay off the cyclic GC's lists while queued
+ * (anchor.h): a handle leaves the ring tracked if anything else still holds
+ * it, a task's step tracks it first thing, and ql_ready_track_all() tracks
+ * every queued handle and task again when the loop stops. */
 #ifndef QL_READY_H
 #define QL_READY_H
 
@@ -49,7 +48,7 @@ int ql_ready_push(ql_ready *q, ql_ready_kind kind, PyObject *obj, PyObject *arg,
 /* Take the newest entry's Handle off the GC's lists: it was just queued by
  * call_soon() in the running loop (see above). */
 void ql_ready_untrack_newest(ql_ready *q);
-/* Track every queued handle again: the loop stops running. */
+/* Track every queued handle and task again: the loop stops running. */
 void ql_ready_track_all(ql_ready *q);
 /* Move the oldest entry (owned references) to *out; 0 if the queue is empty. */
 int ql_ready_pop(ql_ready *q, ql_ready_entry *out);

@@ -1,6 +1,7 @@
 /* task.c - quickloop.Task (see task.h): stepping a coroutine, waking up when
  * the future it awaits is done, and cancellation.  Semantics are those of
  * asyncio.tasks.Task (the pure-Python one is the readable spec). */
+#include "anchor.h"
 #include "ctxcopy.h"
 #include "handle.h"
 #include "loop.h"
@@ -311,6 +312,7 @@ wait_on(PyObject *task, ql_task *t, PyObject *fut)
         if (ql_fut_add_wakeup(fut, f, task) < 0) {
             return -1;
         }
+        ql_anchor_wait(task, fut);
     }
     else {
         PyObject *wakeup = ql_task_wakeup_callable(task);
@@ -512,6 +514,7 @@ task_step(PyObject *task, ql_task *t, PyObject *exc)
                      task, exc ? exc : Py_None);
         return -1;
     }
+    ql_anchor_release(task);    /* stepped by a callable, not off the ring */
     PyObject *owned_exc = NULL;
     if (t->must_cancel) {
         if (exc == NULL || !PyErr_GivenExceptionMatches(exc, ql_state.CancelledError)) {
@@ -637,15 +640,19 @@ run_in_context(PyObject *task, PyObject *arg, int wakeup)
     return rc;
 }
 
+/* Off the ring: a task woken from an anchored wait is tracked again first
+ * thing (anchor.h); its step may anchor it anew. */
 int
 ql_task_run_step(PyObject *task, PyObject *exc)
 {
+    ql_anchor_release(task);
     return run_in_context(task, exc, 0);
 }
 
 int
 ql_task_run_wakeup(PyObject *task, PyObject *fut)
 {
+    ql_anchor_release(task);
     return run_in_context(task, fut, 1);
 }
 

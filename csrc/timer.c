@@ -1,5 +1,6 @@
 /* timer.c - the timer heap (see timer.h for the invariant). */
 #include "timer.h"
+#include "anchor.h"
 #include "module.h"
 #include <math.h>
 
@@ -80,7 +81,7 @@ static inline void
 track_again(ql_timer_heap *heap, ql_timer_handle *t)
 {
     if (heap->untracked > 0 && !PyObject_GC_IsTracked((PyObject *)t)) {
-        PyObject_GC_Track(t);
+        ql_anchor_release_timer(t);
         heap->untracked--;
     }
 }
@@ -100,7 +101,7 @@ ql_timer_heap_push(ql_timer_heap *heap, ql_timer_handle *t, int untrack)
     heap->items[heap->len] = (ql_timer_entry){t->when, t};
     sift_up(heap, heap->len++);
     if (untrack && PyObject_GC_IsTracked((PyObject *)t)) {
-        PyObject_GC_UnTrack(t);
+        ql_anchor_timer(t);
         heap->untracked++;
     }
     return 0;
