@@ -240,8 +240,9 @@ loop_call_soon_threadsafe(ql_loop *self, PyObject *const *args, Py_ssize_t nargs
     return schedule_soon(self, "call_soon_threadsafe", args, nargs, kwnames, 1);
 }
 
+/* now: loop.time() if the caller has it (call_later), else NAN. */
 static PyObject *
-schedule_at(ql_loop *self, const char *method, double when, PyObject *const *args,
+schedule_at(ql_loop *self, const char *method, double when, double now, PyObject *const *args,
             Py_ssize_t nargs, PyObject *context)
 {
     if (check_closed(self) < 0
@@ -256,9 +257,14 @@ schedule_at(ql_loop *self, const char *method, double when, PyObject *const *arg
         return NULL;
     }
     t->seq = self->timer_seq++;
-    /* A timeout armed in the running loop leaves the GC's lists (timer.h). */
-    int untrack = self->running && !self->custom_time
-                  && t->deadline >= ql_monotonic_ns() + QL_TIMER_UNTRACK_AHEAD;
+    /* A timeout armed in the running loop leaves the GC's lists (anchor.h). */
+    int untrack = 0;
+    if (self->running && !self->custom_time) {
+        if (isnan(now)) {
+            now = monotonic_seconds();
+        }
+        untrack = when >= now + QL_TIMER_UNTRACK_AHEAD;
+    }
     if (ql_timer_heap_push(&self->timers, t, untrack) < 0) {
         Py_DECREF(t);
         return NULL;
@@ -299,7 +305,7 @@ loop_call_later(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     if (loop_now(self, &now) < 0) {
         return NULL;
     }
-    return schedule_at(self, "call_at", now + delay, args + 1, nargs - 1, context);
+    return schedule_at(self, "call_at", now + delay, now, args + 1, nargs - 1, context);
 }
 
 static PyObject *
@@ -312,7 +318,7 @@ loop_call_at(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
                       &when) < 0) {
         return NULL;
     }
-    return schedule_at(self, "call_at", when, args + 1, nargs - 1, context);
+    return schedule_at(self, "call_at", when, NAN, args + 1, nargs - 1, context);
 }
 
 static PyObject *
@@ -377,7 +383,7 @@ PyObject *
 ql_loop_call_at(PyObject *loop, double when, PyObject *callback)
 {
     if (ql_loop_check(loop)) {
-        return schedule_at((ql_loop *)loop, "call_at", when, &callback, 1, NULL);
+        return schedule_at((ql_loop *)loop, "call_at", when, NAN, &callback, 1, NULL);
     }
     return PyObject_CallMethod(loop, "call_at", "dO", when, callback);
 }

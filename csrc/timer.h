@@ -36,7 +36,7 @@ typedef struct {
     Py_ssize_t untracked;       /* entries off the GC's lists (see above) */
 } ql_timer_heap;
 
-#define QL_TIMER_UNTRACK_AHEAD 1000000000LL    /* ns: 1 s */
+#define QL_TIMER_UNTRACK_AHEAD 1.0     /* seconds of loop.time() */
 
 /* Arm t (takes a new reference); untrack: t leaves the GC's lists while
  * armed (the loop runs and t is due QL_TIMER_UNTRACK_AHEAD or more ahead).
