@@ -205,20 +205,6 @@ def format_full(report):
     return "\n".join(lines)
 
 
-def _targets(report):
-    """One line on quickloop's targets (benchmarks/targets.py), one per miss."""
-    if "quickloop" not in report["config"]["loops"]:
-        return []
-    rows = targets.evaluate(report)
-    met = sum(1 for r in rows if r["status"] == targets.MET)
-    lines = ["", f"targets: {met} of {len(rows)} met"]
-    for r in rows:
-        if r["status"] != targets.MET:
-            got = "not measured" if r["measured"] is None else f"{r['measured']:.2f}x"
-            lines.append(f"  {r['status']}: {r['workload']} {r['target']} {got}, needs {r['required']:.1f}x")
-    return lines
-
-
 def _notes(report):
     loops = report["config"]["loops"]
     lines = []

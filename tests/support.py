@@ -1,12 +1,30 @@
-"""Shared test utilities: the run-until safety net, and CPython 3.12's
+"""Shared test utilities: the run-until safety net, the SIGALRM watchdog for a
+loop that may block, and CPython 3.12's
 asyncio.wait_for, the referee for quickloop.wait_for (3.11's wait_for runs
 the awaitable in a task of its own; 3.12's, which quickloop follows, in the
 caller's task under asyncio.timeout)."""
 import asyncio
+import contextlib
 import functools
+import signal
 from asyncio import events, exceptions, tasks, timeouts
 
 import pytest
+
+
+@contextlib.contextmanager
+def alarm_watchdog(seconds=10.0):
+    """Fail (instead of hanging) if a blocked loop is never woken up."""
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"watchdog: the loop was still blocked after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def run_until(loop, aw, timeout=10.0, why=""):

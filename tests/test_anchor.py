@@ -8,15 +8,13 @@ What must hold on both: nothing reachable is freed early, outcomes are the
 same, and cycles through these objects are collected once the loop stops.
 """
 import asyncio
-import contextlib
 import gc
-import signal
 import warnings
 import weakref
 
 import pytest
+from support import alarm_watchdog
 
-TIMEOUT = 10.0
 
 
 def quickloop_only(loop_kind, reason="the stdlib loop's objects are always tracked"):
@@ -35,25 +33,34 @@ def new_loop(loop_kind):
     return quickloop.new_event_loop()
 
 
+class _Cyclic:
+    """An object whose handle's callback refers back to it: a reference cycle
+    through the handle (call_soon's with delay None, else call_later's)."""
+
+    def arm(self, loop, delay):
+        if delay is None:
+            self.handle = loop.call_soon(self.method)
+        else:
+            self.handle = loop.call_later(delay, self.method)
+
+    def method(self):
+        pass
+
+
+def collect_unclosed():
+    """gc.collect(), silencing the ResourceWarning of a loop dropped unclosed
+    on purpose (an abandoned loop is what these tests collect)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 def run_once(loop):
     """Run exactly what is queued now."""
     loop.stop()
     loop.run_forever()
 
 
-@contextlib.contextmanager
-def alarm_watchdog(seconds=TIMEOUT):
-    """Fail (instead of hanging) if a blocked loop is never woken up."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"watchdog: the loop was still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # ---- handles queued by call_soon (ready.c) -------------------------------------
@@ -99,40 +106,6 @@ def test_handle_reported_to_the_exception_handler_is_tracked(loop):
     assert gc.is_tracked(kept[0]["handle"])
 
 
-@pytest.mark.parametrize("close", [False, True])
-def test_cycle_through_a_queued_handle_is_collected_once_the_loop_stops(loop_kind, close):
-
-    class Cyclic:
-        def arm(self, lp):
-            self.handle = lp.call_soon(self.method)
-
-        def method(self):
-            pass
-
-    if loop_kind == "stdlib":
-        lp = asyncio.DefaultEventLoopPolicy().new_event_loop()
-    else:
-        import quickloop
-        lp = quickloop.new_event_loop()
-    obj = Cyclic()
-    probe = weakref.ref(obj)
-
-    def arm_and_stop():
-        obj.arm(lp)  # queued while running, never run: the loop stops first
-        lp.stop()
-
-    lp.call_soon(arm_and_stop)
-    lp.run_forever()
-    del obj
-    if close:
-        lp.close()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # an unclosed loop, on purpose
-        del lp
-        gc.collect()
-    assert probe() is None
-
-
 # ---- timeouts (timer.c) -------------------------------------------------------
 
 
@@ -175,43 +148,29 @@ def test_fired_timeout_is_tracked_again(loop, loop_kind):
     assert (armed, gc.is_tracked(h), fired) == (False, True, ["fired"])
 
 
-class _Cyclic:
-    """An object whose timer's callback refers back to it: a reference cycle
-    through the timer handle."""
-
-    def arm(self, loop, delay):
-        self.handle = loop.call_later(delay, self.method)
-
-    def method(self):
-        pass
-
-
 @pytest.mark.parametrize("close", [False, True])
-def test_cycle_through_a_timeout_is_collected_once_the_loop_stops(loop_kind, close):
-    """Kept off the GC's lists while the loop runs, a timeout must still be
-    collectable, as asyncio's are, once its loop stops (closed or not)."""
-    if loop_kind == "stdlib":
-        lp = asyncio.DefaultEventLoopPolicy().new_event_loop()
-    else:
-        import quickloop
-        lp = quickloop.new_event_loop()
+@pytest.mark.parametrize("delay", [None, 3600], ids=["queued handle", "armed timeout"])
+def test_cycle_through_a_handle_is_collected_once_the_loop_stops(loop_kind, delay, close):
+    """Kept off the GC's lists while the loop runs, a queued handle or an
+    armed timeout must still be collectable, as asyncio's are, once its loop
+    stops (closed or not)."""
+    lp = new_loop(loop_kind)
     obj = _Cyclic()
     probe = weakref.ref(obj)
 
-    async def main():
-        obj.arm(asyncio.get_running_loop(), 3600)
+    def arm_and_stop():
+        obj.arm(lp, delay)  # armed while running, never run: the loop stops first
+        lp.stop()
 
-    lp.run_until_complete(main())
+    lp.call_soon(arm_and_stop)
+    lp.run_forever()
     del obj
     if close:
         lp.close()
-    else:
-        # An abandoned loop: the cycle runs loop -> heap -> handle -> obj
-        # and back only through obj -> handle, so only the GC can free it.
-        with pytest.warns(ResourceWarning) if loop_kind == "stdlib" else contextlib.nullcontext():
-            del lp
-            gc.collect()
-    gc.collect()
+    # Unclosed, the loop is abandoned: the cycle runs loop -> ring or heap ->
+    # handle -> obj and back through obj -> handle: only the GC can free it.
+    del lp
+    collect_unclosed()
     assert probe() is None
 
 
@@ -363,10 +322,8 @@ def test_abandoned_sleeping_task_cycle_is_collected_once_the_loop_stops(loop_kin
     assert probe() is not None  # its timer is armed: reachable
     if close:
         lp.close()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # an unclosed loop, on purpose
-        del lp
-        gc.collect()
+    del lp
+    collect_unclosed()
     assert probe() is None
     assert reports == ["Task was destroyed but it is pending!"]
 

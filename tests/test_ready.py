@@ -3,11 +3,10 @@
 Every test body runs on the stdlib loop (the referee) and on quickloop; the
 quickloop-only checks skip on the stdlib with the reason.
 """
-import contextlib
-import signal
 import threading
 
 import pytest
+from support import alarm_watchdog
 
 TIMEOUT = 10.0
 
@@ -17,19 +16,6 @@ def quickloop_only(loop_kind, reason):
         pytest.skip(f"quickloop-only: {reason}")
 
 
-@contextlib.contextmanager
-def alarm_watchdog(seconds=TIMEOUT):
-    """Fail (instead of hanging) if a blocked loop is never woken up."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"watchdog: the loop was still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run_once(loop):

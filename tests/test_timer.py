@@ -4,16 +4,15 @@ Every test body runs on the stdlib loop (the referee) and on quickloop; the few
 quickloop-only checks skip on the stdlib with the reason.
 """
 import asyncio
-import contextlib
 import gc
 import math
 import os
 import random
-import signal
 import threading
 import tracemalloc
 
 import pytest
+from support import alarm_watchdog
 
 TIMEOUT = 10.0
 
@@ -27,19 +26,6 @@ def noop(*args):
     pass
 
 
-@contextlib.contextmanager
-def alarm_watchdog(seconds=TIMEOUT):
-    """Fail (instead of hanging) if a blocked loop is never woken up."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"watchdog: the loop was still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run_until_fired(loop, handles_or_count, fired, timeout=TIMEOUT):

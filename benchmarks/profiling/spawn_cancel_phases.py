@@ -10,8 +10,13 @@ how much of each phase is the GC's.
 """
 import asyncio
 import gc
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from benchmarks.runner import resolve_loop  # noqa: E402
 
 N = 100_000
 
@@ -43,13 +48,9 @@ if __name__ == "__main__":
     name = sys.argv[1]
     if "nogc" in sys.argv:
         gc.disable()
-    if name == "quickloop":
-        import quickloop
-        loop = quickloop.new_event_loop()
-    elif name == "uvloop":
-        import uvloop
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    factory, reason = resolve_loop(name)
+    if factory is None:
+        sys.exit(f"{name}: {reason}")
+    loop = factory()
     loop.run_until_complete(main(name))
     loop.close()

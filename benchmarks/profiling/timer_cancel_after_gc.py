@@ -9,21 +9,22 @@ whoever allocates next.  RESULTS.md entry 17 compares the sums.
 """
 import asyncio
 import gc
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from benchmarks.runner import resolve_loop  # noqa: E402
 
 
 def main():
     name = sys.argv[1] if len(sys.argv) > 1 else "quickloop"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
-    if name == "quickloop":
-        import quickloop
-        loop = quickloop.new_event_loop()
-    elif name == "uvloop":
-        import uvloop
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    factory, reason = resolve_loop(name)
+    if factory is None:
+        sys.exit(f"{name}: {reason}")
+    loop = factory()
 
     def never():
         pass
