@@ -1044,7 +1044,10 @@ def test_targets_follow_the_issue():
     assert lines[0].startswith("8 of 14 targets met, 4 missed, 2 not measured")
     assert "| `queue` | quickloop / stdlib | 1.99x | 2.0x | **missed** |" in lines
     text = "\n".join(cli._targets(rep))
-    assert "targets: 8 of 14 met" in text and "missed: queue quickloop / stdlib 1.99x, needs 2.0x" in text
+    assert "targets: 8 of 14 met\n" in text + "\n"  # full sizes: no caveat
+    rep["config"]["summary"] = True
+    assert "targets: 8 of 14 met (at this run's smaller sizes" in "\n".join(cli._targets(rep))
+    rep["config"]["summary"] = False and "missed: queue quickloop / stdlib 1.99x, needs 2.0x" in text
     assert "not measured: shield quickloop / uvloop not measured" in text
 
 
