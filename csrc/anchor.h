@@ -9,8 +9,9 @@
  * - a TimerHandle armed QL_TIMER_UNTRACK_AHEAD or more ahead (timer.c),
  *   while it is armed;
  * - the quickloop.Future that is such a timer's first argument (the
- *   future of asyncio.sleep() and of wait_for()), and the quickloop tasks
- *   waiting on that future, while the timer is armed and they wait.
+ *   future of asyncio.sleep() and of 3.11's wait_for()), and the
+ *   quickloop tasks waiting on that future, while the timer is armed and
+ *   they wait.
  * A waiting task woken by its future stays untracked on the ring, as a
  * queued handle does, until it steps.
  * Invariant: an untracked object is reachable from a running loop through

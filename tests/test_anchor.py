@@ -9,6 +9,7 @@ same, and cycles through these objects are collected once the loop stops.
 """
 import asyncio
 import gc
+import sys
 import warnings
 import weakref
 
@@ -269,7 +270,9 @@ def test_wait_for_waiter_is_anchored_until_the_result_comes(loop, loop_kind):
         seen["done"] = gc.is_tracked(task)
 
     loop.run_until_complete(main())
-    assert seen == {"waiting": False, "result": 42, "done": True}
+    # 3.11's wait_for awaits a future its timer holds; 3.12's runs under
+    # asyncio.timeout, whose timer holds a bound method: nothing to anchor.
+    assert seen == {"waiting": sys.version_info >= (3, 12), "result": 42, "done": True}
 
 
 def test_remove_done_callback_releases_the_waiting_task(loop, loop_kind):
