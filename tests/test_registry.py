@@ -249,4 +249,6 @@ def test_a_collection_while_the_snapshot_is_made_is_consistent():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "(5, 4, True)"
+    # From 3.12 the collector runs at the eval breaker, not inside an
+    # allocation: the snapshot is made before the cycle is collected.
+    assert out.stdout.strip() == ("(5, 4, True)" if sys.version_info < (3, 12) else "(5, 5, True)")
