@@ -514,7 +514,9 @@ task_step(PyObject *task, ql_task *t, PyObject *exc)
                      task, exc ? exc : Py_None);
         return -1;
     }
-    ql_anchor_release(task);    /* stepped by a callable, not off the ring */
+    /* Woken from an anchored wait: tracked again first thing (anchor.h);
+     * the step may anchor it anew. */
+    ql_anchor_release(task);
     PyObject *owned_exc = NULL;
     if (t->must_cancel) {
         if (exc == NULL || !PyErr_GivenExceptionMatches(exc, ql_state.CancelledError)) {
@@ -625,6 +627,7 @@ run_in_context(PyObject *task, PyObject *arg, int wakeup)
     ql_task *t = ql_task_of(task);
     PyObject *context = Py_NewRef(t->context);
     if (PyContext_Enter(context) < 0) {
+        ql_anchor_release(task);    /* no step: tracked again here (anchor.h) */
         Py_DECREF(context);
         return -1;
     }
@@ -640,19 +643,15 @@ run_in_context(PyObject *task, PyObject *arg, int wakeup)
     return rc;
 }
 
-/* Off the ring: a task woken from an anchored wait is tracked again first
- * thing (anchor.h); its step may anchor it anew. */
 int
 ql_task_run_step(PyObject *task, PyObject *exc)
 {
-    ql_anchor_release(task);
     return run_in_context(task, exc, 0);
 }
 
 int
 ql_task_run_wakeup(PyObject *task, PyObject *fut)
 {
-    ql_anchor_release(task);
     return run_in_context(task, fut, 1);
 }
 
