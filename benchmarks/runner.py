@@ -28,9 +28,9 @@ every loop with the reason, and so is a loop that is not importable.
 """
 import asyncio
 import gc
+import json
 import os
 import platform
-import json
 import statistics
 import subprocess
 import sys
@@ -169,6 +169,22 @@ def run_once(workload, factory, size, loop_name=None):
     return {"ops": ops, "elapsed": elapsed, "extra": extra}
 
 
+def outcome(repetition, *args, **kwargs):
+    """repetition(*args, **kwargs), one repetition (run_once or
+    run_isolated), as {'status': OK, 'run': ...} or {'status': SKIPPED or
+    FAILED, 'error': why}: what the runner records, and what a worker
+    prints."""
+    try:
+        return {"status": OK, "run": repetition(*args, **kwargs)}
+    except SkipWorkload as e:
+        return {"status": SKIPPED, "error": str(e)}
+    except CheckFailed as e:
+        return {"status": FAILED, "error": f"check failed: {e}"}
+    except Exception as e:  # a broken loop may raise anything
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        return {"status": FAILED, "error": f"raised {tb}"}
+
+
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER_TIMEOUT = 900  # seconds; the largest full-size repetition takes under a minute
 
@@ -242,19 +258,14 @@ def run_benchmark(workload, factories, reps, size, reasons=None, progress=None, 
             res = results[name]
             if res["status"] != OK:
                 continue
-            try:
-                if isolate:
-                    run = run_isolated(workload, name, size)
-                else:
-                    run = run_once(workload, factory, size, loop_name=name)
-            except SkipWorkload as e:
-                res.update(status=SKIPPED, error=str(e), runs=[])
-            except CheckFailed as e:
-                res.update(status=FAILED, error=f"check failed: {e}", runs=[])
-            except Exception as e:  # a broken loop may raise anything
-                tb = traceback.format_exception_only(type(e), e)[-1].strip()
-                res.update(status=FAILED, error=f"raised {tb}", runs=[])
+            if isolate:
+                out = outcome(run_isolated, workload, name, size)
             else:
+                out = outcome(run_once, workload, factory, size, loop_name=name)
+            if out["status"] != OK:
+                res.update(status=out["status"], error=out["error"], runs=[])
+            else:
+                run = out["run"]
                 run["rep"] = rep + 1
                 run["ops_per_s"] = run["ops"] / run["elapsed"]
                 res["runs"].append(run)

@@ -13,10 +13,8 @@ fewer and costlier (RESULTS.md, profiling log entry 15).
 import json
 import os
 import sys
-import traceback
 
-from .base import CheckFailed, SkipWorkload
-from .runner import FAILED, OK, SKIPPED, resolve_loop, run_once
+from .runner import FAILED, OK, SKIPPED, outcome, resolve_loop, run_once
 from .workloads import WORKLOADS
 
 
@@ -28,17 +26,10 @@ def run(workload_name, loop_name, size):
     factory, reason = resolve_loop(loop_name)
     if factory is None:
         return {"status": SKIPPED, "error": reason}
-    try:
-        result = run_once(workload, factory, size, loop_name=loop_name)
-    except SkipWorkload as e:
-        return {"status": SKIPPED, "error": str(e)}
-    except CheckFailed as e:
-        return {"status": FAILED, "error": f"check failed: {e}"}
-    except Exception as e:  # a broken loop may raise anything
-        tb = traceback.format_exception_only(type(e), e)[-1].strip()
-        return {"status": FAILED, "error": f"raised {tb}"}
-    result["pid"] = os.getpid()
-    return {"status": OK, "run": result}
+    out = outcome(run_once, workload, factory, size, loop_name=loop_name)
+    if out["status"] == OK:
+        out["run"]["pid"] = os.getpid()
+    return out
 
 
 def main(argv=None):
