@@ -98,8 +98,3 @@ def targets_table(report):
         mark = {MET: "met", MISSED: "**missed**", UNMEASURED: "not measured"}[r["status"]]
         lines.append(f"| `{r['workload']}` | {r['target']} | {measured} | {r['required']:.1f}x | {mark} |")
     return lines
-
-
-def missed(report):
-    """The rows of targets missed in this run."""
-    return [r for r in evaluate(report) if r["status"] == MISSED]
