@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check build dev bench curves asan soak fuzz clean venv
+.PHONY: run test check build dev bench bench-compare curves asan soak fuzz clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ bench: $(PY)
 	$(call apt_ensure,wrk)
 	$(PIP) install '.[bench]'
 	$(PY) -m benchmarks --json benchmarks/results.json --results
+
+# The same run, checked against the committed table instead of replacing it:
+# lists every ratio that moved beyond both runs' spread (benchmarks/compare.py).
+bench-compare: $(PY)
+	$(call apt_ensure,wrk)
+	$(PIP) install '.[bench]'
+	$(PY) -m benchmarks --compare benchmarks/results.json
 
 # Cost per operation against the number of pending timers and tasks.
 curves: $(PY)

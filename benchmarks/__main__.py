@@ -17,6 +17,9 @@
     --in-process                      run every repetition in this process (default: a new process
                                       per repetition, so no loop's leaks or heap reach another's)
     --curves-max N                    only counts up to N pending timers / tasks (quick runs)
+    --compare PATH                    after the run, set each ratio beside the same ratio in an earlier
+                                      run's JSON (e.g. benchmarks/results.json) and list those that moved
+                                      beyond both runs' noise (benchmarks/compare.py)
 
 Exit status: 0 if every available loop passed every benchmark's checks,
 1 if any loop FAILED one, 2 for usage errors.
@@ -28,6 +31,7 @@ import shlex
 import sys
 import time
 
+from . import compare as compare_mod
 from . import report as report_mod
 from . import targets
 from .report import DEFAULT_RESULTS
@@ -76,6 +80,8 @@ def parse_args(argv):
                    help="with --curves: only pending counts up to N")
     p.add_argument("--in-process", action="store_true",
                    help="run every repetition in this process instead of a new process each (profiling)")
+    p.add_argument("--compare", metavar="PATH", default=None,
+                   help="compare this run's ratios with an earlier run's JSON (e.g. benchmarks/results.json)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = p.parse_args(argv)
@@ -104,6 +110,15 @@ def parse_args(argv):
         p.error("--results describes a benchmark run; run --curves separately (RESULTS.md picks up curves.json)")
     if args.curves_max is not None and args.curves_max < 1:
         p.error("--curves-max must be at least 1")
+    if args.compare:
+        if args.curves:
+            p.error("--compare compares benchmark runs, not --curves")
+        try:
+            args.reference = compare_mod.load(args.compare)
+        except (OSError, ValueError) as e:
+            p.error(f"--compare {args.compare}: cannot read it: {e}")
+        if not isinstance(args.reference, dict) or "benchmarks" not in args.reference:
+            p.error(f"--compare {args.compare}: not a benchmark run's JSON (no 'benchmarks')")
     return args
 
 
@@ -331,6 +346,8 @@ def main(argv=None):
     report["wall_seconds"] = time.perf_counter() - t0
 
     print(format_summary(report) if args.summary else format_full(report))
+    if args.compare:
+        print("\n".join(compare_mod.format_compare(report, args.reference, args.compare)))
     if args.json:
         _write_json(report, args.json)
     chart = args.chart

@@ -21,7 +21,7 @@ except ImportError:  # pytest run from elsewhere: the suite lives at the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as cli  # noqa: E402
-from benchmarks import curves, net, report, runner, targets, workloads  # noqa: E402
+from benchmarks import compare, curves, net, report, runner, targets, workloads  # noqa: E402
 from benchmarks.httpserver import HttpProtocol, State  # noqa: E402
 from benchmarks.workloads import WORKLOADS, CheckFailed, Measured, Workload  # noqa: E402
 
@@ -1047,7 +1047,7 @@ def test_targets_follow_the_issue():
     assert "targets: 8 of 14 met\n" in text + "\n"  # full sizes: no caveat
     rep["config"]["summary"] = True
     assert "targets: 8 of 14 met (at this run's smaller sizes" in "\n".join(cli._targets(rep))
-    rep["config"]["summary"] = False and "missed: queue quickloop / stdlib 1.99x, needs 2.0x" in text
+    assert "missed: queue quickloop / stdlib 1.99x, needs 2.0x" in text
     assert "not measured: shield quickloop / uvloop not measured" in text
 
 
@@ -1056,3 +1056,92 @@ def test_results_md_has_the_targets(tmp_path):
     text = report.render_results(rep, str(tmp_path / "RESULTS.md"))
     assert "## Targets" in text and "| `call_soon` | quickloop / stdlib |" in text
     assert "| `call_soon` | quickloop / uvloop | - | 1.3x | not measured |" in text  # uvloop not in this run
+
+
+# ------------------------------------------------------------------ compare
+
+
+def _run_report(per_rep, loops=("stdlib", "uvloop", "quickloop"), **config):
+    """A run report from {workload: {loop: [ops/s of rep 1, rep 2, ...] or None}}."""
+    benchmarks = {}
+    for name, per_loop in per_rep.items():
+        res = {}
+        for loop, rates in per_loop.items():
+            if rates is None:
+                res[loop] = {"status": runner.FAILED, "median_ops_per_s": None, "runs": []}
+                continue
+            runs = [{"rep": i + 1, "ops_per_s": r} for i, r in enumerate(rates)]
+            res[loop] = {"status": runner.OK, "median_ops_per_s": sorted(rates)[len(rates) // 2], "runs": runs}
+        benchmarks[name] = {"loops": res}
+    cfg = {"loops": list(loops), "reps": 3, "summary": False, "scale": 1.0}
+    cfg.update(config)
+    return {"config": cfg, "benchmarks": benchmarks, "date": "then",
+            "machine": {"cpu": "X", "cpus": 2, "python": "3.11.7"}}
+
+
+def test_ratio_band_pairs_repetitions():
+    rep = _run_report({"w": {"stdlib": [100, 50, 200], "quickloop": [300, 100, 500]}})
+    median, lo, hi = compare.ratio_band(rep["benchmarks"]["w"], "quickloop", "stdlib")
+    # rep by rep: 3.0, 2.0, 2.5 (unpaired min/max would give 1.5..10)
+    assert (median, lo, hi) == (300 / 100, 2.0, 3.0)
+    assert compare.ratio_band(rep["benchmarks"]["w"], "uvloop", "stdlib") is None
+
+
+def test_compare_flags_only_what_moved_beyond_noise():
+    then = _run_report({
+        "steady": {"stdlib": [100, 100, 100], "uvloop": [150, 150, 150], "quickloop": [300, 290, 310]},
+        "moved": {"stdlib": [100, 100, 100], "uvloop": [150, 150, 150], "quickloop": [300, 290, 310]},
+        "gone": {"stdlib": [1, 1, 1], "uvloop": [1, 1, 1], "quickloop": [1, 1, 1]},
+    })
+    now = _run_report({
+        "steady": {"stdlib": [100, 95, 105], "uvloop": [150, 140, 160], "quickloop": [305, 280, 300]},
+        "moved": {"stdlib": [100, 100, 100], "uvloop": [150, 150, 150], "quickloop": [200, 210, 190]},
+        "new": {"stdlib": [1, 1, 1], "uvloop": [1, 1, 1], "quickloop": [1, 1, 1]},
+    }, reps=5)
+    rows, only = compare.compare(now, then)
+    got = {(r["workload"], r["ratio"]): r["status"] for r in rows}
+    assert got == {
+        ("steady", "uvloop / stdlib"): compare.AGREE,
+        ("steady", "quickloop / stdlib"): compare.AGREE,
+        ("steady", "quickloop / uvloop"): compare.AGREE,
+        ("moved", "uvloop / stdlib"): compare.AGREE,
+        ("moved", "quickloop / stdlib"): compare.DIFFER,
+        ("moved", "quickloop / uvloop"): compare.DIFFER,
+    }
+    assert sorted(only) == ["gone: not in this run", "new: not in the earlier run"]
+    text = "\n".join(compare.format_compare(now, then, "old.json"))
+    assert "compared with old.json (then): 4 of 6 ratios within noise" in text
+    assert "differs: moved quickloop / stdlib 3.00x (2.90-3.10) then, 2.00x (1.90-2.10) now, -33%" in text
+    assert "set-ups differ: reps 3 then, 5 now" in text
+
+
+def test_compare_lists_a_ratio_only_one_run_measured():
+    then = _run_report({"w": {"stdlib": [100], "uvloop": [100], "quickloop": [200]}}, reps=1)
+    now = _run_report({"w": {"stdlib": [100], "uvloop": [100], "quickloop": None}}, reps=1)
+    rows, only = compare.compare(now, then)
+    assert [r["ratio"] for r in rows] == ["uvloop / stdlib"] and rows[0]["status"] == compare.AGREE
+    assert "w quickloop / stdlib: measured in the earlier run only" in only
+
+
+def test_cli_compare_with_a_saved_run(tmp_path, capsys):
+    saved = tmp_path / "then.json"
+    args = ["--loops", "stdlib,quickloop", "--bench", "call_soon", "--reps", "2", "--scale", "0.001", "-q"]
+    assert cli.main(args + ["--json", str(saved)]) == 0
+    capsys.readouterr()
+    assert cli.main(args + ["--compare", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert f"compared with {saved} (" in out and "of 1 ratios within noise" in out
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read it"),
+    ("{not json", "cannot read it"),
+    ('{"curves": 1}', "not a benchmark run's JSON"),
+])
+def test_cli_compare_rejects_bad_reference(tmp_path, capsys, content, message):
+    path = tmp_path / "ref.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--bench", "call_soon", "--compare", str(path)])
+    assert e.value.code == 2 and message in capsys.readouterr().err
