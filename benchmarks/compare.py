@@ -61,7 +61,10 @@ def compare(report, reference):
     'now', 'change' (now / then - 1), 'then_band', 'now_band', 'status'};
     and the names of what only one of the runs has."""
     rows, only = [], []
-    loops = [n for n in report["config"]["loops"] if n in reference["config"]["loops"]]
+    now_loops, then_loops = report["config"]["loops"], reference["config"]["loops"]
+    loops = [n for n in now_loops if n in then_loops]
+    only += [f"loop {n}: not in the earlier run" for n in now_loops if n not in then_loops]
+    only += [f"loop {n}: not in this run" for n in then_loops if n not in now_loops]
     for name, bench in report["benchmarks"].items():
         ref = reference["benchmarks"].get(name)
         if ref is None:

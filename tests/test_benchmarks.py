@@ -1116,11 +1116,13 @@ def test_compare_flags_only_what_moved_beyond_noise():
 
 
 def test_compare_lists_a_ratio_only_one_run_measured():
-    then = _run_report({"w": {"stdlib": [100], "uvloop": [100], "quickloop": [200]}}, reps=1)
+    then = _run_report({"w": {"stdlib": [100], "uvloop": [100], "quickloop": [200], "rloop": [150]}},
+                       loops=("stdlib", "uvloop", "quickloop", "rloop"), reps=1)
     now = _run_report({"w": {"stdlib": [100], "uvloop": [100], "quickloop": None}}, reps=1)
     rows, only = compare.compare(now, then)
     assert [r["ratio"] for r in rows] == ["uvloop / stdlib"] and rows[0]["status"] == compare.AGREE
     assert "w quickloop / stdlib: measured in the earlier run only" in only
+    assert "loop rloop: not in this run" in only
 
 
 def test_cli_compare_with_a_saved_run(tmp_path, capsys):
