@@ -25,7 +25,10 @@
  * spares the collector work, and nothing else changes (gc.is_tracked() and
  * gc.get_objects() aside; README, "Differences").  The one way around this
  * file is to call asyncio.Future's own C methods unbound on a quickloop
- * future; a waiting task they remove stays untracked until it steps. */
+ * future; a waiting task they remove stays untracked until it steps.
+ * Apart from these rules, a cancelled handle that refers to nothing at all
+ * (no context, no debug record: asyncio.sleep()'s timer) is untracked for
+ * good by ql_handle_cancel(), as CPython untracks a tuple of atoms. */
 #ifndef QL_ANCHOR_H
 #define QL_ANCHOR_H
 

@@ -284,10 +284,25 @@ ql_handle_cancel(ql_handle *h)
     h->frozen_repr = frozen;    /* the union's other half from now on */
     h->argv[0] = h->argv[1] = NULL;
     h->nargs = 0;
+    /* With no context and no debug record (asyncio.sleep()'s timer: see
+     * needs_context) the loop is all a cancelled handle still holds, and
+     * nothing reads it again.  Let go of it too: a handle that refers to
+     * nothing can be in no cycle, so, like a tuple of atoms, it leaves the
+     * GC's lists for good instead of coming back to be walked by every
+     * full collection while a finished sleep's frame keeps it. */
+    PyObject *owner = NULL;
+    if (h->context == NULL && h->source_traceback == NULL && frozen == NULL) {
+        owner = h->loop;
+        h->loop = NULL;
+        if (PyObject_GC_IsTracked((PyObject *)h)) {
+            PyObject_GC_UnTrack(h);
+        }
+    }
     Py_XDECREF(callback);      /* NULL if the GC cleared the handle */
     Py_XDECREF(args);
     Py_XDECREF(a0);
     Py_XDECREF(a1);
+    Py_XDECREF(owner);
     return rc;
 }
 
@@ -417,7 +432,7 @@ get_optional(PyObject *value)
 
 static PyObject *handle_get_callback(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->callback); }
 static PyObject *handle_get_args(ql_handle *h, void *Py_UNUSED(c)) { return handle_args(h); }
-static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return Py_NewRef(h->loop); }
+static PyObject *handle_get_loop(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->loop); }
 static PyObject *handle_get_source_tb(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->source_traceback); }
 static PyObject *handle_get_repr(ql_handle *h, void *Py_UNUSED(c)) { return get_optional(h->callback ? NULL : h->frozen_repr); }
 static PyObject *handle_get_cancelled(ql_handle *h, void *Py_UNUSED(c)) { return PyBool_FromLong(h->cancelled); }

@@ -555,3 +555,70 @@ def test_sleep_timer_copies_no_context():
         assert loop.run_until_complete(main()) == 0
     finally:
         loop.close()
+
+
+def test_cancelled_sleep_timer_holds_nothing_and_leaves_the_gc():
+    """A cancelled handle with no context and no debug record (asyncio.sleep()'s
+    timer) lets go of its loop too and is untracked for good: it refers to
+    nothing, so it can be in no cycle.  A finished sleep's frame keeps its
+    handle (the local `h`) as long as the task's CancelledError keeps the
+    frame, and without this every full collection walked one per task."""
+    import asyncio.futures
+    import quickloop
+
+    loop = quickloop.new_event_loop()
+    try:
+        fut = loop.create_future()
+        h = loop.call_later(3600, asyncio.futures._set_result_unless_cancelled, fut, 1)
+        assert h._loop is loop and gc.is_tracked(h)
+        h.cancel()
+        assert h.cancelled() and h._loop is None and not gc.is_tracked(h)
+        assert "cancelled" in repr(h) and h.when() > 0
+        h.cancel()                  # again: nothing to do
+        h._run()                    # a cancelled handle does not run
+        assert not fut.done()
+
+        # A handle that stores a context keeps it and its loop, and is tracked.
+        other = loop.call_later(3600, noop)
+        other.cancel()
+        assert other._loop is loop and gc.is_tracked(other)
+
+        async def sleeper():
+            await asyncio.sleep(3600)
+
+        async def main():
+            tasks = [asyncio.create_task(sleeper()) for _ in range(100)]
+            await asyncio.sleep(0)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            gc.collect()
+            # The tasks (alive here) keep each sleep's frame, and so its handle.
+            frames = [f for f in gc.get_objects()
+                      if type(f).__name__ == "frame" and f.f_code is asyncio.sleep.__code__]
+            handles = [f.f_locals["h"] for f in frames]
+            return handles
+
+        handles = loop.run_until_complete(main())
+        assert len(handles) == 100 and all(x.cancelled() and x._loop is None for x in handles)
+        assert not any(gc.is_tracked(x) for x in handles)
+    finally:
+        loop.close()
+
+
+def test_cancelled_sleep_timer_in_debug_mode_keeps_its_record():
+    """In debug mode the cancelled handle keeps its repr and creation stack
+    (a list, so the handle stays on the GC's lists), and its loop."""
+    import asyncio.futures
+    import quickloop
+
+    loop = quickloop.new_event_loop()
+    loop.set_debug(True)
+    try:
+        fut = loop.create_future()
+        h = loop.call_later(3600, asyncio.futures._set_result_unless_cancelled, fut, 1)
+        h.cancel()
+        assert h._loop is loop and gc.is_tracked(h) and h._source_traceback
+        assert "_set_result_unless_cancelled" in repr(h)
+    finally:
+        loop.close()
