@@ -18,6 +18,7 @@ import asyncio
 import gc
 import random
 import resource
+import sys
 
 from . import net
 from .base import CheckFailed, Measured, SkipWorkload, Workload, check, quickloop_missing, run_timed
@@ -510,12 +511,17 @@ def tree_shape(n, depth=TREE_DEPTH, branches=TREE_BRANCHES):
 
 
 def _async_tree(loop, n, eager, depth=TREE_DEPTH, branches=TREE_BRANCHES):
+    """eager: None (lazy tasks), "quickloop" or "asyncio": whose
+    eager_task_factory the loop gets."""
     depth, trees = tree_shape(n, depth, branches)
     factory = None
-    if eager:
+    if eager == "quickloop":
         import quickloop
 
         factory = quickloop.eager_task_factory
+    elif eager == "asyncio":
+        factory = asyncio.eager_task_factory
+    if factory is not None:
         loop.set_task_factory(factory)
     leaves = [0]
 
@@ -541,7 +547,7 @@ def _async_tree(loop, n, eager, depth=TREE_DEPTH, branches=TREE_BRANCHES):
     bad = sum(1 for t in totals if t != per_tree)
     check(bad == 0, f"{bad} of {trees} trees summed to the wrong leaf count (expected {per_tree} each)")
     check(leaves[0] == trees * per_tree, f"{leaves[0]} leaves ran, expected {trees * per_tree}")
-    if eager:
+    if factory is not None:
         check(loop.get_task_factory() is factory, "the loop dropped the eager task factory")
     tasks_per_tree = sum(branches**level for level in range(1, depth + 1))  # gather wraps every child
     return Measured(trees * tasks_per_tree, elapsed, {"depth": depth, "branches": branches, "trees": trees})
@@ -554,7 +560,7 @@ def async_tree(loop, n):
     total, as whole trees run one after another.  Checks every tree sums to
     its leaf count and every leaf ran.  One op = one task (gather wraps each
     child coroutine in a task)."""
-    return _async_tree(loop, n, eager=False)
+    return _async_tree(loop, n, eager=None)
 
 
 def async_tree_eager(loop, n):
@@ -562,7 +568,22 @@ def async_tree_eager(loop, n):
     (3.12's eager tasks; asyncio.eager_task_factory does not exist on 3.11,
     and quickloop's works on any loop, so every loop runs it): each child
     runs synchronously up to its first real suspension.  Same checks."""
-    return _async_tree(loop, n, eager=True)
+    return _async_tree(loop, n, eager="quickloop")
+
+
+def async_tree_eager_asyncio(loop, n):
+    """async_tree with loop.set_task_factory(asyncio.eager_task_factory),
+    Python 3.12 and later: the unchanged asyncio API's eager tasks
+    (asyncio.Task objects started eagerly) on whatever loop is under test.
+    Same checks."""
+    return _async_tree(loop, n, eager="asyncio")
+
+
+def asyncio_eager_missing():
+    """requires= for the workload using asyncio's own eager task factory."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        return f"asyncio.eager_task_factory is new in Python 3.12 (this is {sys.version.split()[0]})"
+    return None
 
 
 _QL = {"requires": quickloop_missing}
@@ -580,6 +601,8 @@ _REGISTRY = [
     ("async_tree", async_tree, 10 * 6**5, 2 * 6**5, "tasks", "pyperformance async_tree: gather tree, sleep(0) leaves"),
     ("async_tree_eager", async_tree_eager, 10 * 6**5, 2 * 6**5, "tasks",
      "async_tree with quickloop.eager_task_factory on the loop", _QL),
+    ("async_tree_eager_asyncio", async_tree_eager_asyncio, 10 * 6**5, 2 * 6**5, "tasks",
+     "async_tree with asyncio.eager_task_factory on the loop (3.12+)", {"requires": asyncio_eager_missing}),
     ("wait_for_fast", wait_for_fast, 50_000, 10_000, "calls", "asyncio.wait_for(fast(), 10), never times out"),
     ("wait_for_fast_direct", wait_for_fast_direct, 50_000, 10_000, "calls",
      "quickloop.wait_for(fast(), 10), never times out", _QL),

@@ -40,6 +40,7 @@ TINY = {
     "queue": 500,
     "async_tree": 36,  # one tree, depth 2
     "async_tree_eager": 36,
+    "async_tree_eager_asyncio": 36,
     "wait_for_fast_direct": 100,
     "timeout_fast_direct": 100,
     "shield_direct": 100,
@@ -628,6 +629,36 @@ def test_async_tree_eager_sets_quickloop_factory():
 
     runner.run_once(WORKLOADS["async_tree_eager"], Recording, 36)
     assert seen == [ql.eager_task_factory]
+
+
+def test_async_tree_eager_asyncio_needs_python_3_12(monkeypatch):
+    w = WORKLOADS["async_tree_eager_asyncio"]
+    monkeypatch.delattr(asyncio, "eager_task_factory", raising=False)
+    assert w.unavailable().startswith("asyncio.eager_task_factory is new in Python 3.12")
+    result = runner.run_benchmark(w, {"stdlib": runner._stdlib_factory}, 1, 36)
+    assert result["skipped"].startswith("asyncio.eager_task_factory is new in Python 3.12")
+    assert result["loops"]["stdlib"]["status"] == runner.SKIPPED
+
+
+def test_async_tree_eager_asyncio_sets_asyncios_factory(monkeypatch):
+    """The workload installs asyncio.eager_task_factory (here, on 3.11, a
+    stand-in: quickloop's, which has 3.12's semantics), and a factory that
+    loses children fails its checks."""
+    ql = _quickloop()
+    monkeypatch.setattr(asyncio, "eager_task_factory", ql.eager_task_factory, raising=False)
+    seen = []
+
+    class Recording(asyncio.SelectorEventLoop):
+        def set_task_factory(self, factory):
+            seen.append(factory)
+            super().set_task_factory(factory)
+
+    w = WORKLOADS["async_tree_eager_asyncio"]
+    assert w.unavailable() is None
+    run = runner.run_once(w, Recording, 36)
+    assert seen == [ql.eager_task_factory] and run["ops"] == expected_ops(w.name, 36)
+    monkeypatch.setattr(asyncio, "eager_task_factory", _lossy_factory(), raising=False)
+    _both_fail(w, 216, "wrong leaf count")
 
 
 def test_direct_wait_for_wrong_result_fails(monkeypatch):
