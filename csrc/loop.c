@@ -185,8 +185,9 @@ parse_callback_args(const char *method, PyObject *const *args, Py_ssize_t nargs,
     if (kwnames != NULL) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-            if (!PyUnicode_Check(name)
-                || PyUnicode_CompareWithASCIIString(name, "context") != 0) {
+            if (name != ql_state.str_context        /* interned: the usual case */
+                && (!PyUnicode_Check(name)
+                    || PyUnicode_CompareWithASCIIString(name, "context") != 0)) {
                 PyErr_Format(PyExc_TypeError,
                              "%s() got an unexpected keyword argument '%S'",
                              method, name);
@@ -328,7 +329,10 @@ loop_create_future(ql_loop *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* create_task(coro, *, name=None, context=None): a quickloop.Task, or the
- * task factory's product (made by the Python side, a cold path). */
+ * task factory's product, as BaseEventLoop.create_task makes it:
+ * factory(loop, coro), or factory(loop, coro, context=context) when a
+ * context is given.  Naming the product (version-specific, _compat.py) is
+ * left to the Python side, only when a name is given. */
 static PyObject *
 loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -345,8 +349,17 @@ loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
         return ql_task_new((PyObject *)self, coro, name, context,
                            self->task_factory != NULL);
     }
-    return PyObject_CallMethod((PyObject *)self, "_create_task_from_factory", "OOO",
-                               coro, name, context);
+    if (name != Py_None) {
+        return PyObject_CallMethod((PyObject *)self, "_create_task_from_factory", "OOO",
+                                   coro, name, context);
+    }
+    /* Held across the call: the factory may replace itself. */
+    PyObject *factory = Py_NewRef(self->task_factory);
+    PyObject *argv[3] = {(PyObject *)self, coro, context};
+    PyObject *task = PyObject_Vectorcall(factory, argv, 2,
+                                         context == Py_None ? NULL : ql_state.kwnames_context);
+    Py_DECREF(factory);
+    return task;
 }
 
 static PyObject *

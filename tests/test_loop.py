@@ -692,6 +692,55 @@ def test_task_factory(loop):
     assert loop.run_until_complete(t3) == 3
 
 
+def test_task_factory_called_from_c_edge_cases(loop):
+    """create_task() calls the factory itself (C) when no name is given:
+    a context alone is passed as the keyword, what the factory returns is
+    returned as it is, its exception propagates, and a factory that drops
+    the last reference to itself while it runs is not freed under it."""
+    ctx = contextvars.copy_context()
+    seen = []
+
+    def with_context(lp, coro, **kwargs):
+        seen.append(kwargs)
+        coro.close()
+        return "not a task"
+
+    loop.set_task_factory(with_context)
+
+    async def coro():
+        return 1
+
+    assert loop.create_task(coro(), context=ctx) == "not a task"
+    assert seen == [{"context": ctx}]
+
+    def failing(lp, c):
+        c.close()
+        raise LookupError("no task today")
+
+    loop.set_task_factory(failing)
+    with pytest.raises(LookupError, match="no task today"):
+        loop.create_task(coro())
+
+    class SelfDropping:
+        alive = 0
+
+        def __init__(self):
+            SelfDropping.alive += 1
+
+        def __del__(self):
+            SelfDropping.alive -= 1
+
+        def __call__(self, lp, c):
+            lp.set_task_factory(None)           # the loop's reference goes
+            assert SelfDropping.alive == 1      # ours keeps it
+            return asyncio.Task(c, loop=lp)
+
+    loop.set_task_factory(SelfDropping())
+    task = loop.create_task(coro())
+    assert loop.get_task_factory() is None and SelfDropping.alive == 0
+    assert loop.run_until_complete(task) == 1
+
+
 def test_task_factory_used_by_run_until_complete(loop):
     seen = []
 
