@@ -200,6 +200,8 @@ def _targets(report):
         if r["status"] != targets.MET:
             got = "not measured" if r["measured"] is None else f"{r['measured']:.2f}x"
             lines.append(f"  {r['status']}: {r['workload']} {r['target']} {got}, needs {r['required']:.1f}x")
+    for name, _why in targets.not_run(report):
+        lines.append(f"  not run here, not counted: {name}")
     return lines
 
 

@@ -9,7 +9,9 @@ The targets (issue 6, item 3), all on median ratios from one run:
 - ``timer_cancel``: peak RSS growth no higher than uvloop's.
 
 A target whose loops did not both produce a median (skipped, FAILED, not
-installed) is "not measured", never met.
+installed) is "not measured", never met.  A workload that could not run at
+all in this run (its ``skipped`` reason: a Python version without the API
+it measures, a missing tool) has no targets in it; ``not_run`` names it.
 """
 from .runner import BASELINE
 
@@ -59,6 +61,8 @@ def evaluate(report):
     {'workload', 'target', 'measured', 'required', 'status'}."""
     rows = []
     for name, bench in report["benchmarks"].items():
+        if bench.get("skipped"):
+            continue
         rows.append(_row(name, f"{QUICKLOOP} / {BASELINE}", _ratio(bench, QUICKLOOP, BASELINE), VS_STDLIB))
         floor = uvloop_floor(name)
         if floor is not None:
@@ -76,6 +80,11 @@ def evaluate(report):
         row["detail"] = rss
         rows.append(row)
     return rows
+
+
+def not_run(report):
+    """[(workload, reason)] for the workloads this run could not run at all."""
+    return [(name, b["skipped"]) for name, b in report["benchmarks"].items() if b.get("skipped")]
 
 
 def targets_table(report):
@@ -97,4 +106,8 @@ def targets_table(report):
         measured = "-" if r["measured"] is None else f"{r['measured']:.2f}x"
         mark = {MET: "met", MISSED: "**missed**", UNMEASURED: "not measured"}[r["status"]]
         lines.append(f"| `{r['workload']}` | {r['target']} | {measured} | {r['required']:.1f}x | {mark} |")
+    skipped = not_run(report)
+    if skipped:
+        lines += ["", "Not run here, so not counted: "
+                  + "; ".join(f"`{name}` ({why})" for name, why in skipped) + "."]
     return lines

@@ -1082,6 +1082,21 @@ def test_targets_follow_the_issue():
     assert "not measured: shield quickloop / uvloop not measured" in text
 
 
+def test_targets_leave_out_what_could_not_run():
+    rep = _fake_report({
+        "call_soon": {"stdlib": 100, "uvloop": 150, "quickloop": 200},
+        "async_tree_eager_asyncio": {"stdlib": None, "uvloop": None, "quickloop": None},
+    })
+    rep["benchmarks"]["async_tree_eager_asyncio"]["skipped"] = "asyncio.eager_task_factory is new in Python 3.12"
+    assert {r["workload"] for r in targets.evaluate(rep)} == {"call_soon"}
+    lines = targets.targets_table(rep)
+    assert lines[0].startswith("2 of 2 targets met, 0 missed in this run")
+    assert lines[-1] == ("Not run here, so not counted: `async_tree_eager_asyncio` "
+                         "(asyncio.eager_task_factory is new in Python 3.12).")
+    text = "\n".join(cli._targets(rep))
+    assert "targets: 2 of 2 met" in text and "not run here, not counted: async_tree_eager_asyncio" in text
+
+
 def test_results_md_has_the_targets(tmp_path):
     rep = runner.run_all(["call_soon"], ["stdlib", "quickloop"], 1, scale=0.001)
     text = report.render_results(rep, str(tmp_path / "RESULTS.md"))
