@@ -140,6 +140,9 @@ ql_asyncio_layout_check(PyTypeObject *base, Py_ssize_t size, Py_ssize_t dict_off
 #  define QL_GET_EVENT_LOOP_NAME "_get_event_loop"
 #endif
 
+/* asyncio.eager_task_factory (eager_start=True tasks) exists from 3.12 on. */
+#define QL_HAS_ASYNCIO_EAGER_TASKS (PY_VERSION_HEX >= 0x030C0000)
+
 /* Task.uncancel() clears a pending cancel request when the count reaches
  * zero from 3.13 on. */
 #define QL_UNCANCEL_CLEARS_MUST_CANCEL (PY_VERSION_HEX >= 0x030D0000)

@@ -328,6 +328,16 @@ loop_create_future(ql_loop *self, PyObject *Py_UNUSED(ignored))
     return ql_future_new((PyObject *)self);
 }
 
+/* quickloop's eager_task_factory, or asyncio's (3.12+), which makes the same
+ * eager tasks: create_task makes either kind itself, as a quickloop.Task
+ * (README, "Differences"). */
+static int
+is_eager_factory(PyObject *factory)
+{
+    return factory == ql_state.eager_task_factory
+           || (factory != NULL && factory == ql_state.asyncio_eager_task_factory);
+}
+
 /* create_task(coro, *, name=None, context=None): a quickloop.Task, or the
  * task factory's product, as BaseEventLoop.create_task makes it:
  * factory(loop, coro), or factory(loop, coro, context=context) when a
@@ -345,7 +355,7 @@ loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     PyObject *coro = parsed[0];
     PyObject *name = parsed[1] ? parsed[1] : Py_None;
     PyObject *context = parsed[2] ? parsed[2] : Py_None;
-    if (self->task_factory == NULL || self->task_factory == ql_state.eager_task_factory) {
+    if (self->task_factory == NULL || is_eager_factory(self->task_factory)) {
         return ql_task_new((PyObject *)self, coro, name, context,
                            self->task_factory != NULL);
     }

@@ -92,6 +92,12 @@ PyInit__core(void)
         || import_attr("asyncio.log", "logger", &ql_state.logger) < 0) {
         return NULL;
     }
+#if QL_HAS_ASYNCIO_EAGER_TASKS
+    if (import_attr("asyncio.tasks", "eager_task_factory",
+                    &ql_state.asyncio_eager_task_factory) < 0) {
+        return NULL;
+    }
+#endif
     if (!PyType_Check(ql_state.asyncio_future) || !PyType_Check(ql_state.asyncio_task)
         || !PyDict_Check(ql_state.current_tasks)) {
         PyErr_SetString(PyExc_ImportError,

@@ -23,6 +23,7 @@ typedef struct {
     PyObject *ensure_future;            /* asyncio.tasks.ensure_future */
     PyObject *set_result_unless_cancelled;  /* asyncio.futures._set_result_unless_cancelled */
     PyObject *eager_task_factory;       /* quickloop's own, for create_task's fast path */
+    PyObject *asyncio_eager_task_factory;   /* asyncio's (3.12+; NULL before): the same path */
     PyObject *asyncio_future;           /* asyncio.Future (the C base type) */
     PyObject *asyncio_task;             /* asyncio.Task (the C base type) */
     PyObject *buffered_protocol;        /* asyncio.BufferedProtocol */

@@ -741,6 +741,48 @@ def test_task_factory_called_from_c_edge_cases(loop):
     assert loop.run_until_complete(task) == 1
 
 
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"),
+                    reason="asyncio.eager_task_factory is new in Python 3.12")
+def test_asyncio_eager_task_factory(loop, loop_kind):
+    """asyncio.eager_task_factory on a quickloop loop: create_task makes the
+    eager task itself, a quickloop.Task (as without a factory), with the
+    same eager behaviour as on the stdlib loop."""
+    events = []
+
+    async def quick():
+        events.append(("quick", asyncio.current_task().get_name()))
+        return 1
+
+    async def slow():
+        events.append("slow first")
+        await asyncio.sleep(0)
+        events.append("slow resumed")
+        return 2
+
+    async def main():
+        q = loop.create_task(quick(), name="q")
+        events.append(("after quick", q.done()))
+        s = loop.create_task(slow())
+        events.append(("after slow", s.done()))
+        return q, s, await q, await s
+
+    loop.set_task_factory(asyncio.eager_task_factory)
+    q, s, rq, rs = loop.run_until_complete(main())
+    assert (rq, rs) == (1, 2) and q.get_name() == "q"
+    # 3.12's BaseEventLoop names a factory's task after its eager step
+    # (gh-128308); quickloop names it first, as its own factory does.
+    first_name = "q" if loop_kind == "quickloop" else events[0][1]
+    assert events == [("quick", first_name), ("after quick", True), "slow first",
+                      ("after slow", False), "slow resumed"]
+    assert loop.get_task_factory() is asyncio.eager_task_factory
+    if loop_kind == "quickloop":
+        import quickloop
+        expected = quickloop.Task
+    else:
+        expected = asyncio.Task
+    assert type(q) is expected and type(s) is expected
+
+
 def test_task_factory_used_by_run_until_complete(loop):
     seen = []
 
