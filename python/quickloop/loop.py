@@ -253,8 +253,9 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
         )
 
     # ---- futures and tasks -------------------------------------------------
-    # create_future() and create_task() are C; a custom task factory is the
-    # cold path handled here.
+    # create_future() and create_task() are C, custom task factories
+    # included; naming a factory's task (version-specific) is the cold path
+    # handled here.
 
     def _create_task_from_factory(self, coro, name, context):
         if context is None:
