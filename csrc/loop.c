@@ -342,7 +342,7 @@ is_eager_factory(PyObject *factory)
  * task factory's product, as BaseEventLoop.create_task makes it:
  * factory(loop, coro), or factory(loop, coro, context=context) when a
  * context is given.  Naming the product (version-specific, _compat.py) is
- * left to the Python side, only when a name is given. */
+ * left to the Python side (Loop._name_factory_task), when a name is given. */
 static PyObject *
 loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -359,16 +359,20 @@ loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
         return ql_task_new((PyObject *)self, coro, name, context,
                            self->task_factory != NULL);
     }
-    if (name != Py_None) {
-        return PyObject_CallMethod((PyObject *)self, "_create_task_from_factory", "OOO",
-                                   coro, name, context);
-    }
     /* Held across the call: the factory may replace itself. */
     PyObject *factory = Py_NewRef(self->task_factory);
     PyObject *argv[3] = {(PyObject *)self, coro, context};
     PyObject *task = PyObject_Vectorcall(factory, argv, 2,
                                          context == Py_None ? NULL : ql_state.kwnames_context);
     Py_DECREF(factory);
+    if (task != NULL && name != Py_None) {
+        PyObject *res = PyObject_CallMethod((PyObject *)self, "_name_factory_task", "OO",
+                                            task, name);
+        if (res == NULL) {
+            Py_CLEAR(task);
+        }
+        Py_XDECREF(res);
+    }
     return task;
 }
 

@@ -257,13 +257,8 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
     # included; naming a factory's task (version-specific) is the cold path
     # handled here.
 
-    def _create_task_from_factory(self, coro, name, context):
-        if context is None:
-            task = self._task_factory(self, coro)
-        else:
-            task = self._task_factory(self, coro, context=context)
+    def _name_factory_task(self, task, name):
         _compat.set_task_name(task, name)
-        return task
 
     def set_task_factory(self, factory):
         if factory is not None and not callable(factory):
