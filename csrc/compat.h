@@ -252,4 +252,23 @@ ql_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     return 0;
 }
 
+/* 3.12 deprecates the (type, value, traceback) signature of throw()
+ * (gh-96348): asyncio's future iterator warns when given more than one
+ * argument, and so does quickloop's.  Returns -1 if the warning raised. */
+static inline int
+ql_warn_throw_signature(Py_ssize_t nargs)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (nargs > 1) {
+        return PyErr_WarnEx(PyExc_DeprecationWarning,
+                            "the (type, exc, tb) signature of throw() is deprecated, "
+                            "use the single-arg signature instead.",
+                            1);
+    }
+#else
+    (void)nargs;
+#endif
+    return 0;
+}
+
 #endif /* QL_COMPAT_H */

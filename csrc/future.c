@@ -881,6 +881,9 @@ future_iter_throw(ql_future_iter *it, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
         return NULL;
     }
+    if (ql_warn_throw_signature(nargs) < 0) {
+        return NULL;
+    }
     PyObject *type = args[0];
     PyObject *value = nargs > 1 && args[1] != Py_None ? args[1] : NULL;
     PyObject *tb = nargs > 2 && args[2] != Py_None ? args[2] : NULL;

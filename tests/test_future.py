@@ -10,6 +10,7 @@ import functools
 import gc
 import sys
 import types
+import warnings
 import weakref
 
 import pytest
@@ -797,6 +798,35 @@ def test_await_iterator_throw(loop):
     assert next(it2) is fut
     it2.close()
     fut.set_result(None)
+
+
+def test_await_iterator_throw_signatures(loop):
+    """As CPython's test_future_iter_throw: from 3.12 the (type, exc, tb)
+    form warns (DeprecationWarning), before it does not; bad forms raise
+    TypeError and a class with a None value raises that class."""
+    it = iter(loop.create_future())
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception, match="zebra"):
+            it.throw(Exception, Exception("zebra"), None)
+        with pytest.raises(KeyError):
+            it.throw(KeyError("one argument"))
+    deprecations = [str(w.message) for w in record if w.category is DeprecationWarning]
+    if sys.version_info >= (3, 12):
+        assert deprecations == ["the (type, exc, tb) signature of throw() is deprecated, "
+                                "use the single-arg signature instead."]
+    else:
+        assert deprecations == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(TypeError):
+            it.throw(Exception, Exception("elephant"), 32)
+        with pytest.raises(TypeError):
+            it.throw(Exception("elephant"), Exception("elephant"))
+        with pytest.raises(ValueError):
+            it.throw(ValueError, None, None)
+    with pytest.raises(TypeError):
+        it.throw(list)
 
 
 def test_yield_from_future_in_generator(loop):

@@ -5,6 +5,7 @@ Every test body runs on the stdlib loop (the referee) and on quickloop through t
 the ones of CPython 3.11's asyncio/base_events.py.
 """
 import asyncio
+import sys
 import concurrent.futures
 import contextvars
 import gc
@@ -509,6 +510,42 @@ def test_default_exception_handler_called_directly(loop, caplog):
     assert records[0].exc_info[1] is exc
 
 
+def test_custom_exception_handler_context(loop):
+    """A custom handler's contextvars context (gh-96704): from 3.12 it runs in
+    the context of the failing handle or task, so it sees what the callback
+    set; before 3.12 in the caller's.  One check per kind of report: a
+    callback that raises, a task whose exception nobody retrieved, and a
+    plain call whose context names no handle or task."""
+    var = contextvars.ContextVar("var", default="outside")
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append((ctx["message"][:9], var.get())))
+
+    def callback():
+        var.set("callback")
+        1 / 0
+
+    async def failing():
+        var.set("task")
+        1 / 0
+
+    async def main():
+        loop.call_soon(callback)
+        task = loop.create_task(failing())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert task.done()
+
+    loop.run_until_complete(main())
+    gc.collect()   # the task's "exception was never retrieved" report
+    loop.call_exception_handler({"message": "no handle"})
+    inside = sys.version_info >= (3, 12)
+    assert sorted(seen) == sorted([
+        ("Exception", "callback" if inside else "outside"),
+        ("Task exce", "task" if inside else "outside"),
+        ("no handle", "outside"),
+    ])
+
+
 def test_exception_handler_that_raises(loop, caplog):
     caplog.set_level(logging.ERROR, logger="asyncio")
     calls = []
@@ -739,6 +776,35 @@ def test_task_factory_called_from_c_edge_cases(loop):
     task = loop.create_task(coro())
     assert loop.get_task_factory() is None and SelfDropping.alive == 0
     assert loop.run_until_complete(task) == 1
+
+
+def test_task_factory_product_without_set_name(loop):
+    """create_task(name=...) with a factory whose product has no set_name():
+    before 3.13 a DeprecationWarning pointing at the create_task() call, as
+    asyncio.tasks._set_task_name gives; from 3.13 the AttributeError of
+    base_events' plain task.set_name(name).  Without a name nothing is asked."""
+    made = []
+
+    def factory(lp, coro):
+        coro.close()
+        made.append(lp.create_future())
+        return made[-1]
+
+    loop.set_task_factory(factory)
+
+    async def coro():
+        pass
+
+    assert loop.create_task(coro()) is made[-1]
+    if sys.version_info >= (3, 13):
+        with pytest.raises(AttributeError, match="set_name"):
+            loop.create_task(coro(), name="n")
+    else:
+        with pytest.warns(DeprecationWarning, match="set_name") as record:
+            assert loop.create_task(coro(), name="n") is made[-1]
+        assert [w.filename for w in record] == [__file__]
+    assert len(made) == 2
+    loop.set_task_factory(None)   # the fixture's shutdown_asyncgens() makes a task
 
 
 @pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"),

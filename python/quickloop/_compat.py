@@ -20,8 +20,13 @@ def server_attach(server, transport):
 
 
 def set_task_name(task, name):
-    """Name a task made by a custom task factory, as BaseEventLoop.create_task does."""
+    """Name a task made by a custom task factory, as BaseEventLoop.create_task
+    does: before 3.13 a product without set_name() only warns
+    (asyncio.tasks._set_task_name); from 3.13 set_name() is mandatory."""
     if name is None:
+        return
+    if PY313:
+        task.set_name(name)
         return
     try:
         set_name = task.set_name
@@ -35,3 +40,23 @@ def set_task_name(task, name):
         )
     else:
         set_name(name)
+
+
+def run_exception_handler(handler, loop, context):
+    """Call a custom exception handler as BaseEventLoop.call_exception_handler
+    does: from 3.12 (gh-96704) inside the contextvars context of the task,
+    future or handle the report is about, so the handler sees the values
+    the failing code set; before 3.12 in the caller's context."""
+    if PY312:
+        thing = context.get("task")
+        if thing is None:
+            thing = context.get("future")   # a Task is sometimes here
+        if thing is None:
+            thing = context.get("handle")
+        ctx = None
+        if thing is not None and hasattr(thing, "get_context"):
+            ctx = thing.get_context()
+        if ctx is not None and hasattr(ctx, "run"):
+            ctx.run(handler, loop, context)
+            return
+    handler(loop, context)

@@ -319,7 +319,7 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            self._exception_handler(self, context)
+            _compat.run_exception_handler(self._exception_handler, self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

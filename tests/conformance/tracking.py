@@ -142,7 +142,10 @@ class Tracker:
         for t in self.target_types:
             name = f"{t.__module__}.{t.__qualname__}"
             how[name] = "__new__ hook" if self._hook_new(t) else None
-        registry = tasks._all_tasks
+        # asyncio's task registry: _all_tasks on 3.11, _scheduled_tasks from 3.12.
+        registry = getattr(tasks, "_scheduled_tasks", None)
+        if registry is None:
+            registry = tasks._all_tasks
         orig_add = registry.add   # bound method of the WeakSet the C module uses
         tracker = self
 
@@ -155,7 +158,7 @@ class Tracker:
         registry.add = add
         for name, way in how.items():
             if way is None:
-                how[name] = "asyncio.tasks._all_tasks registration (Tasks only)"
+                how[name] = "asyncio's task registry registration (Tasks only)"
         return how
 
     def _hook_new(self, cls):
