@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check build dev bench bench-compare curves asan soak fuzz clean venv
+.PHONY: run test check build dev bench bench-compare curves asan soak fuzz clean venv versions
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,10 +72,31 @@ asan: $(ASAN_PY)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 		$(ASAN_PY) -m pytest -q -p no:cacheprovider
 
+# The other CPython versions quickloop supports (3.12, 3.13): on each one found
+# on the machine (pyenv's versions, or python3.X on PATH), quickloop is built
+# with -Werror in a venv of its own and CPython's own test.test_asyncio of that
+# version is the referee (tests/test_conformance.py).  A version that is not
+# installed is named and skipped: the machine's CPython is 3.11.
+OTHER_PYTHONS ?= $(shell for v in 3.12 3.13; do \
+	p=$$(ls -d $(HOME)/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
+	[ -n "$$p" ] || p=$$(command -v python$$v 2>/dev/null); \
+	[ -n "$$p" ] && "$$p" -c 'import test.test_asyncio' 2>/dev/null && echo "$$p"; done; true)
+versions:
+	@for v in 3.12 3.13; do case "$(OTHER_PYTHONS)" in *python$$v*) ;; \
+		*) echo "versions: no CPython $$v with test.test_asyncio on this machine, skipped";; esac; done
+	@set -e; for p in $(OTHER_PYTHONS); do \
+		v=$$("$$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		echo "== CPython $$v ($$p): build with -Werror, test.test_asyncio as referee"; \
+		[ -x .venv-$$v/bin/python ] || "$$p" -m venv .venv-$$v; \
+		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install pytest pytest-timeout; \
+		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install .; \
+		.venv-$$v/bin/python -m pytest -q -p no:cacheprovider tests/test_conformance.py; \
+	done
+
 # The README's second command and CI's (.ci/run): every test on the plain
 # build, then the whole suite under ASan+UBSan, then the reference-leak run on
-# debug CPython.
-check: test asan refleak
+# debug CPython, then CPython's asyncio tests on the other supported versions.
+check: test asan refleak versions
 
 # Soak: mixed load on one loop; RSS and live objects must stay flat (exit 1 if they grow).
 SOAK_MINUTES ?= 10
@@ -93,7 +114,7 @@ fuzz: $(PY)
 	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build *.egg-info python/quickloop/*.so $(VENV) $(ASAN_VENV) $(DBG_VENV)
+	rm -rf build *.egg-info python/quickloop/*.so $(VENV) $(ASAN_VENV) $(DBG_VENV) .venv-3.1[23]
 
 # ---- leak checking (targets added; see tests/refleak/) -------------------------
 # make refleak: Debian's debug CPython (python3.11-dbg, installed with apt-get if
