@@ -129,6 +129,24 @@ handle_args(ql_handle *h)
     return tuple;
 }
 
+/* asyncio's _format_callback_source(callback, args, debug=loop.get_debug()):
+ * from 3.13 the arguments are shown in debug mode only (_compat.py). */
+static PyObject *
+format_callback_source(ql_handle *h, PyObject *callback, PyObject *args)
+{
+    int debug = h->loop != NULL && ql_loop_check(h->loop) && ((ql_loop *)h->loop)->debug;
+    PyObject *res = NULL;
+    PyObject *pos = PyTuple_Pack(2, callback, args);
+    PyObject *kw = pos == NULL ? NULL
+                   : Py_BuildValue("{s:O}", "debug", debug ? Py_True : Py_False);
+    if (kw != NULL) {
+        res = PyObject_Call(ql_state.format_callback_source, pos, kw);
+    }
+    Py_XDECREF(pos);
+    Py_XDECREF(kw);
+    return res;
+}
+
 /* An exception escaped a callback: hand it to loop.call_exception_handler
  * with the same context dict the stdlib builds. */
 static int
@@ -136,8 +154,7 @@ report_callback_error(ql_handle *h, PyObject *callback, PyObject *args, PyObject
 {
     PyObject *context = NULL, *source = NULL, *message = NULL, *res = NULL;
 
-    source = PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
-                                          callback, args, NULL);
+    source = format_callback_source(h, callback, args);
     if (source == NULL) {
         goto error;
     }
@@ -381,8 +398,7 @@ handle_repr(ql_handle *h)
     if (h->callback != NULL) {
         PyObject *args = handle_args(h);
         item = args == NULL ? NULL
-               : PyObject_CallFunctionObjArgs(ql_state.format_callback_source,
-                                              h->callback, args, NULL);
+               : format_callback_source(h, h->callback, args);
         Py_XDECREF(args);
         if (item == NULL || PyList_Append(info, item) < 0) {
             goto error;

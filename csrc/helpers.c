@@ -342,6 +342,68 @@ timeout_aenter(ql_timeout *to, PyObject *Py_UNUSED(ignored))
     return rc < 0 ? NULL : done_awaitable_new((PyObject *)to);
 }
 
+#if QL_TIMEOUT_MARKS_OTHER_EXCEPTIONS
+/* Timeout._insert_timeout_error: the first CancelledError in exc's
+ * __context__ chain gets a TimeoutError in front of it (its context and
+ * cause), so a traceback says the block had timed out. */
+static int
+insert_timeout_error(PyObject *exc)
+{
+    Py_INCREF(exc);
+    for (;;) {
+        PyObject *ctx = PyException_GetContext(exc);
+        if (ctx == NULL) {
+            Py_DECREF(exc);
+            return 0;
+        }
+        int is_cancel = PyObject_IsInstance(ctx, ql_state.CancelledError);
+        if (is_cancel != 0) {
+            PyObject *te = is_cancel < 0 ? NULL : PyObject_CallNoArgs(PyExc_TimeoutError);
+            if (te != NULL) {
+                PyException_SetContext(te, Py_NewRef(ctx));
+                PyException_SetCause(te, Py_NewRef(ctx));
+                PyException_SetContext(exc, te);
+            }
+            Py_DECREF(ctx);
+            Py_DECREF(exc);
+            return te == NULL ? -1 : 0;
+        }
+        Py_DECREF(exc);
+        exc = ctx;
+    }
+}
+
+/* An exception other than a CancelledError left an expired block: mark it,
+ * and each member of an ExceptionGroup, as Timeout.__aexit__ does. */
+static int
+mark_timed_out(PyObject *exc)
+{
+    if (insert_timeout_error(exc) < 0) {
+        return -1;
+    }
+    PyObject *group = PyDict_GetItemString(PyEval_GetBuiltins(), "ExceptionGroup");
+    int is_group = group == NULL ? 0 : PyObject_IsInstance(exc, group);
+    if (is_group <= 0) {
+        return is_group;
+    }
+    PyObject *members = PyObject_GetAttrString(exc, "exceptions");
+    if (members == NULL) {
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(members, "exceptions must be a sequence");
+    Py_DECREF(members);
+    if (seq == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        rc = insert_timeout_error(PySequence_Fast_GET_ITEM(seq, i));
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+#endif
+
 static PyObject *
 timeout_aexit(ql_timeout *to, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -370,18 +432,34 @@ timeout_aexit(ql_timeout *to, PyObject *const *args, Py_ssize_t nargs)
     if (remaining == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (remaining <= to->cancelling && args[0] == ql_state.CancelledError) {
-        /* No newer cancel request: this timeout handles it.
-         * raise TimeoutError from exc_val */
-        PyObject *exc = PyObject_CallNoArgs(PyExc_TimeoutError);
-        if (exc != NULL) {
-            PyException_SetCause(exc, Py_NewRef(args[1]));
-            PyErr_SetObject(PyExc_TimeoutError, exc);
-            Py_DECREF(exc);
-        }
+    if (remaining > to->cancelling || args[0] == Py_None) {
+        return done_awaitable_new(Py_None);   /* a newer cancel request, or none */
+    }
+#if QL_TIMEOUT_MARKS_OTHER_EXCEPTIONS
+    int is_cancel = PyObject_IsSubclass(args[0], ql_state.CancelledError);
+    if (is_cancel < 0) {
         return NULL;
     }
-    return done_awaitable_new(Py_None);
+    if (!is_cancel) {
+        if (args[1] != Py_None && mark_timed_out(args[1]) < 0) {
+            return NULL;
+        }
+        return done_awaitable_new(Py_None);
+    }
+#else
+    if (args[0] != ql_state.CancelledError) {
+        return done_awaitable_new(Py_None);
+    }
+#endif
+    /* No newer cancel request: this timeout handles it.
+     * raise TimeoutError from exc_val */
+    PyObject *exc = PyObject_CallNoArgs(PyExc_TimeoutError);
+    if (exc != NULL) {
+        PyException_SetCause(exc, Py_NewRef(args[1]));
+        PyErr_SetObject(PyExc_TimeoutError, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
 }
 
 static PyObject *

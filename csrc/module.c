@@ -61,7 +61,7 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC
 PyInit__core(void)
 {
-    if (import_attr("asyncio.format_helpers", "_format_callback_source",
+    if (import_attr("quickloop._compat", "format_callback_source",
                     &ql_state.format_callback_source) < 0
         || import_attr("asyncio.format_helpers", "extract_stack",
                        &ql_state.extract_stack) < 0

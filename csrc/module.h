@@ -6,7 +6,7 @@
 #include "compat.h"
 
 typedef struct {
-    PyObject *format_callback_source;   /* asyncio.format_helpers._format_callback_source */
+    PyObject *format_callback_source;   /* quickloop._compat.format_callback_source (asyncio's, debug= from 3.13) */
     PyObject *extract_stack;            /* asyncio.format_helpers.extract_stack */
     PyObject *iscoroutine;              /* asyncio.coroutines.iscoroutine */
     PyObject *iscoroutinefunction;      /* asyncio.coroutines.iscoroutinefunction */

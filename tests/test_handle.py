@@ -3,10 +3,12 @@
 Every test body runs on the stdlib loop (the referee) and on quickloop.  quickloop's
 handles are not asyncio.Handle instances, so only behaviour is asserted, never types.
 """
+import asyncio
 import contextvars
 import functools
 import gc
 import logging
+import sys
 import weakref
 
 import pytest
@@ -622,3 +624,24 @@ def test_cancelled_sleep_timer_in_debug_mode_keeps_its_record():
         assert "_set_result_unless_cancelled" in repr(h)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["release", "debug"])
+def test_callback_arguments_shown_as_asyncio_shows_them(loop, debug):
+    """How a callback is described (a handle's repr, "Exception in callback
+    ..."): from 3.13 asyncio shows its arguments in debug mode only (they
+    may hold secrets), before 3.13 always.  Both loops, both modes."""
+    loop.set_debug(debug)
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx["message"]))
+
+    def boom(secret, *, also):
+        raise KeyError("raised")
+
+    h = loop.call_soon(functools.partial(boom, "s3cr3t", also="p4ss"))
+    text = repr(h)
+    loop.run_until_complete(asyncio.sleep(0))
+    shown = debug or sys.version_info < (3, 13)
+    assert "boom" in text and ("s3cr3t" in text) == shown and ("p4ss" in text) == shown
+    assert len(seen) == 1 and seen[0].startswith("Exception in callback ")
+    assert "boom" in seen[0] and ("s3cr3t" in seen[0]) == shown

@@ -1,6 +1,7 @@
 """The one Python module for version-specific asyncio details (3.11 to 3.13)."""
 import sys
 import warnings
+from asyncio import format_helpers
 
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
@@ -60,3 +61,15 @@ def run_exception_handler(handler, loop, context):
             ctx.run(handler, loop, context)
             return
     handler(loop, context)
+
+
+# "Exception in callback ..." and a handle's repr describe the callback with
+# asyncio's _format_callback_source; from 3.13 it takes debug= and shows the
+# callback's arguments in debug mode only (they may hold secrets).  Probed,
+# not version-tested, so a release that gains the keyword is followed too.
+if "debug" in (getattr(format_helpers._format_callback_source, "__kwdefaults__", None) or {}):
+    format_callback_source = format_helpers._format_callback_source
+else:
+    def format_callback_source(func, args, *, debug=False):
+        """Before 3.13 the arguments are always shown."""
+        return format_helpers._format_callback_source(func, args)
