@@ -74,9 +74,10 @@ asan: $(ASAN_PY)
 
 # The other CPython versions quickloop supports (3.12, 3.13): on each one found
 # on the machine (pyenv's versions, or python3.X on PATH), quickloop is built
-# with -Werror in a venv of its own and CPython's own test.test_asyncio of that
-# version is the referee (tests/test_conformance.py).  A version that is not
-# installed is named and skipped: the machine's CPython is 3.11.
+# with -Werror in a venv of its own and the whole suite runs there, CPython's
+# own test.test_asyncio of that version included (tests/test_conformance.py).
+# A version that is not installed is named and skipped: the machine's CPython
+# is 3.11.
 OTHER_PYTHONS ?= $(shell for v in 3.12 3.13; do \
 	p=$$(ls -d $(HOME)/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
 	[ -n "$$p" ] || p=$$(command -v python$$v 2>/dev/null); \
@@ -86,11 +87,10 @@ versions:
 		*) echo "versions: no CPython $$v with test.test_asyncio on this machine, skipped";; esac; done
 	@set -e; for p in $(OTHER_PYTHONS); do \
 		v=$$("$$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-		echo "== CPython $$v ($$p): build with -Werror, test.test_asyncio as referee"; \
+		echo "== CPython $$v ($$p): build with -Werror, the whole suite"; \
 		[ -x .venv-$$v/bin/python ] || "$$p" -m venv .venv-$$v; \
-		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install pytest pytest-timeout; \
-		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install .; \
-		.venv-$$v/bin/python -m pytest -q -p no:cacheprovider tests/test_conformance.py; \
+		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install '.[test]'; \
+		.venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
 	done
 
 # The README's second command and CI's (.ci/run): every test on the plain

@@ -311,6 +311,11 @@ def wait_blocked(native_tid, limit=5.0):
             return
         time.sleep(0.001)
 
+# Python's own SIGINT handler, whatever the parent left: a process started
+# from a background job of a non-interactive shell inherits SIGINT ignored,
+# and Python then installs no KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 started = threading.Event()
 MAIN_IDENT = threading.get_ident()
 MAIN_TID = threading.get_native_id()
