@@ -150,7 +150,7 @@ ql_asyncio_layout_check(PyTypeObject *base, Py_ssize_t size, Py_ssize_t dict_off
 /* asyncio.Timeout.__aexit__ of an expired timeout, from 3.13: any
  * CancelledError subclass becomes TimeoutError (before: CancelledError
  * itself only), and another exception leaving the block gets a TimeoutError
- * put before the CancelledError in its __context__ chain (gh-102780). */
+ * put before the CancelledError in its __context__ chain (gh-96037). */
 #define QL_TIMEOUT_MARKS_OTHER_EXCEPTIONS (PY_VERSION_HEX >= 0x030D0000)
 
 /* Future.set_exception(StopIteration) raises TypeError up to 3.12; from
