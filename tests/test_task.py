@@ -7,6 +7,7 @@ runs every (loop, task type, awaited type) combination: ids naming a quickloop t
 or the quickloop loop belong to the quickloop side.
 """
 import asyncio
+import inspect
 import contextvars
 import gc
 import io
@@ -244,6 +245,21 @@ def test_task_constructed_directly(loop):
 def test_create_task_rejects_non_coroutine(loop, bad):
     with pytest.raises(TypeError, match="a coroutine was expected"):
         loop.create_task(bad)
+
+
+def _stdlib_create_task_takes_kwargs():
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in inspect.signature(asyncio.BaseEventLoop.create_task).parameters.values())
+
+
+@pytest.mark.skipif(_stdlib_create_task_takes_kwargs(),
+                    reason="3.13.3+ passes other keywords on; not built (README, Differences)")
+def test_create_task_rejects_unknown_keyword(loop):
+    coro = asyncio.sleep(0)
+    with pytest.raises(TypeError, match="eager_start"):
+        loop.create_task(coro, eager_start=True)
+    coro.close()
+    assert not asyncio.all_tasks(loop)
 
 
 @pytest.mark.parametrize("bad", [1, None])
