@@ -77,15 +77,16 @@ asan: $(ASAN_PY)
 # with -Werror in a venv of its own and the whole suite runs there, CPython's
 # own test.test_asyncio of that version included (tests/test_conformance.py).
 # A version that is not installed is named and skipped: the machine's CPython
-# is 3.11.
+# is 3.11.  The recipe is one shell line, so the probe runs once per call.
 OTHER_PYTHONS ?= $(shell for v in 3.12 3.13; do \
 	p=$$(ls -d $(HOME)/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
 	[ -n "$$p" ] || p=$$(command -v python$$v 2>/dev/null); \
 	[ -n "$$p" ] && "$$p" -c 'import test.test_asyncio' 2>/dev/null && echo "$$p"; done; true)
 versions:
-	@for v in 3.12 3.13; do case "$(OTHER_PYTHONS)" in *python$$v*) ;; \
-		*) echo "versions: no CPython $$v with test.test_asyncio on this machine, skipped";; esac; done
-	@set -e; for p in $(OTHER_PYTHONS); do \
+	@set -e; pythons="$(OTHER_PYTHONS)"; \
+	for v in 3.12 3.13; do case "$$pythons" in *python$$v*) ;; \
+		*) echo "versions: no CPython $$v with test.test_asyncio on this machine, skipped";; esac; done; \
+	for p in $$pythons; do \
 		v=$$("$$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== CPython $$v ($$p): build with -Werror, the whole suite"; \
 		[ -x .venv-$$v/bin/python ] || "$$p" -m venv .venv-$$v; \
