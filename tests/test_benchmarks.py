@@ -1193,3 +1193,37 @@ def test_cli_compare_rejects_bad_reference(tmp_path, capsys, content, message):
     with pytest.raises(SystemExit) as e:
         cli.main(["--bench", "call_soon", "--compare", str(path)])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def _load_net_bounds():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "profiling" / "net_bounds.py"
+    spec = importlib.util.spec_from_file_location("net_bounds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_net_bounds_from_the_kernel_share():
+    nb = _load_net_bounds()
+    results = {"benchmarks": {
+        # stdlib 20 us/op; quickloop 10 us/op, 75% of it in the kernel: 6 us kernel, 2 us user
+        "echo": {"loops": {
+            "stdlib": {"status": "ok", "median_ops_per_s": 50_000, "extra": {}},
+            "quickloop": {"status": "ok", "median_ops_per_s": 100_000,
+                          "extra": {"kernel_pct": 75.0, "user_us_per_op": 2.0}}}},
+        "no_kernel_figures": {"loops": {
+            "stdlib": {"status": "ok", "median_ops_per_s": 1.0, "extra": {}},
+            "quickloop": {"status": "ok", "median_ops_per_s": 2.0, "extra": {}}}},
+        "quickloop_failed": {"loops": {
+            "stdlib": {"status": "ok", "median_ops_per_s": 1.0, "extra": {}},
+            "quickloop": {"status": "FAILED", "extra": {"kernel_pct": 50.0, "user_us_per_op": 1.0}}}},
+    }}
+    (row,) = nb.bounds(results, "quickloop", {None: 1.0})
+    name, std_us, mine_us, kernel, user, share, measured, bound = row
+    assert (name, share) == ("echo", 1.0)
+    assert (std_us, mine_us, kernel, user) == pytest.approx((20.0, 10.0, 6.0, 2.0))
+    assert measured == pytest.approx(2.0)
+    assert bound == pytest.approx(20.0 / 6.0)     # all user time the loop's: kernel only
+    (row,) = nb.bounds(results, "quickloop", {None: 1.0, "echo": 0.25})
+    assert row[-1] == pytest.approx(20.0 / (6.0 + 0.75 * 2.0))
