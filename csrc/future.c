@@ -717,6 +717,10 @@ fut_get_callbacks(PyObject *self, void *Py_UNUSED(c))
     if (rc < 0) {
         Py_CLEAR(list);
     }
+    else if (PyList_GET_SIZE(list) == 0) {
+        /* None when it holds none, as asyncio's C Future reads. */
+        Py_SETREF(list, Py_NewRef(Py_None));
+    }
     return list;
 }
 

@@ -606,6 +606,32 @@ def test_callbacks_attribute(loop):
     assert callbacks[0][0] is cb
 
 
+def test_callbacks_attribute_none_when_empty(loop):
+    # As asyncio's C Future reads (CPython's test_callbacks_copy, gh-125789):
+    # None when it holds no callbacks, a new list each time otherwise.
+    fut = loop.create_future()
+    assert fut._callbacks is None
+
+    def f1(_):
+        pass
+
+    def f2(_):
+        pass
+
+    fut.add_done_callback(f1)
+    fut.add_done_callback(f2)
+    assert fut._callbacks is not fut._callbacks
+    assert [cb for cb, _ in fut._callbacks] == [f1, f2]
+    fut.remove_done_callback(f1)
+    assert [cb for cb, _ in fut._callbacks] == [f2]
+    fut.remove_done_callback(f2)
+    assert fut._callbacks is None
+    fut.add_done_callback(f1)
+    fut.set_result(None)
+    assert fut._callbacks is None       # scheduled: the future holds none now
+    run_once(loop)
+
+
 def test_done_callback_that_raises_goes_to_handler(loop):
     contexts = collecting_handler(loop)
     fut = loop.create_future()
