@@ -338,6 +338,36 @@ is_eager_factory(PyObject *factory)
            || (factory != NULL && factory == ql_state.asyncio_eager_task_factory);
 }
 
+/* A keyword other than name and context among kwnames. */
+static int
+has_other_keyword(PyObject *kwnames)
+{
+    Py_ssize_t n = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(key, "name") != 0
+            && PyUnicode_CompareWithASCIIString(key, "context") != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* create_task() with other keywords: the cold path on the Python side
+ * (Loop._create_task_kwargs), which passes them on where this CPython's
+ * create_task does (3.13.4 and later) and refuses them elsewhere. */
+static PyObject *
+create_task_kwargs(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *method = PyObject_GetAttrString((PyObject *)self, "_create_task_kwargs");
+    if (method == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyObject_Vectorcall(method, args, nargs, kwnames);
+    Py_DECREF(method);
+    return res;
+}
+
 /* create_task(coro, *, name=None, context=None): a quickloop.Task, or the
  * task factory's product, as BaseEventLoop.create_task makes it:
  * factory(loop, coro), or factory(loop, coro, context=context) when a
@@ -348,6 +378,9 @@ loop_create_task(ql_loop *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
 {
     static const char *const kwlist[] = {"coro", "name", "context", NULL};
     PyObject *parsed[3];
+    if (has_other_keyword(kwnames)) {
+        return create_task_kwargs(self, args, nargs, kwnames);
+    }
     if (ql_parse_args("create_task", args, nargs, kwnames, kwlist, 1, 1, parsed) < 0
         || check_closed(self) < 0) {
         return NULL;
@@ -1084,7 +1117,7 @@ static PyMethodDef loop_methods[] = {
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
      "A new quickloop.Future bound to this loop."},
     {"create_task", FASTCALL_KW(loop_create_task),
-     "create_task(coro, *, name=None, context=None) -> Task"},
+     "create_task(coro, *, name=None, context=None, **kwargs) -> Task"},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},

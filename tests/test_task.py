@@ -7,9 +7,9 @@ runs every (loop, task type, awaited type) combination: ids naming a quickloop t
 or the quickloop loop belong to the quickloop side.
 """
 import asyncio
-import inspect
 import contextvars
 import gc
+import inspect
 import io
 import random
 import re
@@ -253,13 +253,85 @@ def _stdlib_create_task_takes_kwargs():
 
 
 @pytest.mark.skipif(_stdlib_create_task_takes_kwargs(),
-                    reason="3.13.3+ passes other keywords on; not built (README, Differences)")
+                    reason="this CPython's create_task passes other keywords on (3.13.3 and later)")
 def test_create_task_rejects_unknown_keyword(loop):
     coro = asyncio.sleep(0)
     with pytest.raises(TypeError, match="eager_start"):
         loop.create_task(coro, eager_start=True)
     coro.close()
     assert not asyncio.all_tasks(loop)
+
+
+@pytest.fixture
+def create_task_kwargs(loop_kind, monkeypatch):
+    """create_task(**kwargs) as 3.13.4+ has it: the stdlib loop where its
+    create_task takes them; quickloop's cold path on any version, with the
+    version probe set."""
+    if loop_kind == "stdlib":
+        if not _stdlib_create_task_takes_kwargs():
+            pytest.skip("this CPython's create_task takes no other keywords")
+    else:
+        from quickloop import _compat
+        monkeypatch.setattr(_compat, "CREATE_TASK_PASSES_KWARGS", True)
+
+
+def test_create_task_kwargs_eager_start(loop, create_task_kwargs):
+    steps = []
+
+    async def coro(tag):
+        steps.append(tag)
+        await asyncio.sleep(0)
+        return tag
+
+    async def main():
+        eager = loop.create_task(coro("eager"), eager_start=True)
+        assert steps == ["eager"]           # its first step ran inside create_task
+        lazy = loop.create_task(coro("lazy"), eager_start=False, name="lazy one")
+        assert steps == ["eager"]
+        assert lazy.get_name() == "lazy one"
+        return await asyncio.gather(eager, lazy)
+
+    assert run(loop, main()) == ["eager", "lazy"]
+
+
+def test_create_task_kwargs_unknown_to_task(loop, create_task_kwargs):
+    coro = asyncio.sleep(0)
+    with pytest.raises(TypeError, match="no_such_keyword"):
+        loop.create_task(coro, no_such_keyword=1)
+    coro.close()
+
+
+def test_create_task_kwargs_go_to_the_factory(loop, create_task_kwargs):
+    seen = []
+
+    def factory(loop_, coro, **kwargs):
+        seen.append(dict(kwargs))
+        return asyncio.Task(coro, loop=loop_, context=kwargs.get("context"))
+
+    loop.set_task_factory(factory)
+    ctx = contextvars.copy_context()
+    t1 = loop.create_task(asyncio.sleep(0), flavour="plain")
+    t2 = loop.create_task(asyncio.sleep(0), flavour="named", name="given", context=ctx)
+    assert seen == [{"flavour": "plain"}, {"flavour": "named", "context": ctx}]
+    assert t2.get_name() == "given"
+    run(loop, asyncio.gather(t1, t2))
+
+
+def test_create_task_kwargs_on_a_closed_loop(loop_kind, create_task_kwargs):
+    closed = make_loop(loop_kind)
+    closed.close()
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="closed"):
+        closed.create_task(coro, eager_start=False)
+    coro.close()
+
+
+def test_create_task_kwargs_source_traceback(loop, create_task_kwargs):
+    loop.set_debug(True)
+    task = loop.create_task(asyncio.sleep(0), eager_start=False); line = sys._getframe().f_lineno
+    frame = task._source_traceback[-1]
+    assert (frame.filename, frame.lineno) == (__file__, line)
+    run(loop, task)
 
 
 @pytest.mark.parametrize("bad", [1, None])

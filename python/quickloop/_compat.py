@@ -1,7 +1,8 @@
 """The one Python module for version-specific asyncio details (3.11 to 3.13)."""
+import inspect
 import sys
 import warnings
-from asyncio import format_helpers
+from asyncio import base_events, format_helpers
 
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
@@ -41,6 +42,40 @@ def set_task_name(task, name):
         )
     else:
         set_name(name)
+
+
+# From 3.13.4 (and in 3.14) BaseEventLoop.create_task(coro, *, name=None,
+# context=None, **kwargs) passes other keywords (3.14's eager_start=) on to
+# the task factory or Task (cpython gh-128308, gh-133745).  3.13.3, the one
+# release before, also passed name and context to the factory.
+CREATE_TASK_PASSES_KWARGS = any(
+    p.kind is inspect.Parameter.VAR_KEYWORD
+    for p in inspect.signature(base_events.BaseEventLoop.create_task).parameters.values())
+
+
+def create_task_kwargs(loop, coro, name, context, kwargs):
+    """loop.create_task() with keywords other than name and context: refused
+    where this CPython's create_task refuses them; otherwise passed on to the
+    task factory (context too, when given) or to quickloop.Task, as 3.13.4's
+    create_task does.  A factory's product is named as by create_task."""
+    if not CREATE_TASK_PASSES_KWARGS:
+        raise TypeError(f"create_task() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    if loop.is_closed():
+        raise RuntimeError("Event loop is closed")
+    factory = loop.get_task_factory()
+    if factory is None:
+        from ._core import Task
+        task = Task(coro, loop=loop, name=name, context=context, **kwargs)
+        if task._source_traceback:
+            # End at create_task()'s caller, as create_task()'s own tasks do:
+            # drop this frame and Loop._create_task_kwargs'.
+            del task._source_traceback[-2:]
+        return task
+    if context is not None:
+        kwargs["context"] = context
+    task = factory(loop, coro, **kwargs)
+    set_task_name(task, name)
+    return task
 
 
 def run_exception_handler(handler, loop, context):

@@ -260,6 +260,10 @@ class Loop(LoopCore, unix_events.SelectorEventLoop):
     def _name_factory_task(self, task, name):
         _compat.set_task_name(task, name)
 
+    def _create_task_kwargs(self, coro, *, name=None, context=None, **kwargs):
+        # create_task() with keywords other than name and context.
+        return _compat.create_task_kwargs(self, coro, name, context, kwargs)
+
     def set_task_factory(self, factory):
         if factory is not None and not callable(factory):
             raise TypeError("task factory must be a callable or None")
