@@ -22,11 +22,16 @@ Mechanisms, per module:
   real target loop instead.
 * TYPE_TEMPLATES / ASYNC_TYPE_MODULES: ``Conf_`` copies of the C-Task/C-Future
   test classes with the target types (see worker.Context).
+* loop_factory: an ``IsolatedAsyncioTestCase`` class that names its own
+  ``loop_factory`` (3.13.4+'s test_taskgroups: ``asyncio.EventLoop``, and one
+  that also installs ``asyncio.eager_task_factory``) bypasses the policy; its
+  factory runs with ``asyncio.EventLoop`` standing for the target loop.
 
 Tests that use ``test_utils.TestCase.new_test_loop()`` (a virtual-clock stdlib
 ``BaseEventLoop``) or build stdlib loops/mocks themselves are left alone; the
 per-test verification reports them as not on quickloop.
 """
+import asyncio
 import unittest
 
 from . import tracking
@@ -225,8 +230,13 @@ def _make_class(mod, name, bases, attrs):
 
 def _install_types_on_loop(loop, ctx):
     task_type, future_type = ctx.task_type, ctx.future_type
+    # A loop made eager by its test class's loop_factory stays eager.
+    eager = (loop.get_task_factory() is not None
+             and loop.get_task_factory() is getattr(asyncio, "eager_task_factory", None))
 
     def task_factory(loop, coro, **kwargs):
+        if eager:
+            kwargs.setdefault("eager_start", True)
         return tracking.note(task_type(coro, loop=loop, **kwargs))
 
     def create_future():
@@ -254,9 +264,33 @@ def _async_types_class(mod, base, ctx):
                        {"_setupAsyncioRunner": _setupAsyncioRunner})
 
 
+def _target_loop_factory(factory, ctx):
+    """A test class's own loop_factory, building the target loop instead:
+    asyncio.EventLoop stands for it while the factory runs."""
+    def loop_factory():
+        if factory is asyncio.EventLoop:
+            return ctx.new_loop()
+        saved = asyncio.EventLoop
+        asyncio.EventLoop = ctx.new_loop
+        try:
+            return factory()
+        finally:
+            asyncio.EventLoop = saved
+    return staticmethod(loop_factory)
+
+
+def _patch_loop_factories(mod, ctx):
+    for obj in list(vars(mod).values()):
+        if (isinstance(obj, type) and issubclass(obj, unittest.IsolatedAsyncioTestCase)
+                and obj.__module__ == mod.__name__
+                and obj.__dict__.get("loop_factory") is not None):
+            obj.loop_factory = _target_loop_factory(getattr(obj, "loop_factory"), ctx)
+
+
 def prepare(mod, short_name, ctx):
     """Patch/extend the imported module; return the class names not to run."""
     drop = set(DROP_CLASSES.get(short_name, ()))
+    _patch_loop_factories(mod, ctx)
 
     patch = LOOP_PATCHES.get(short_name)
     if patch is not None:
