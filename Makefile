@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check build dev bench bench-compare curves asan soak fuzz clean venv versions
+.PHONY: versions-debian run test check build dev bench bench-compare curves asan soak fuzz clean venv versions
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,35 @@ versions:
 		.venv-$$v/bin/python -m pip --disable-pip-version-check -q install '.[test]'; \
 		.venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
 	done
+
+# By hand, not in CI (it needs root, mounts and a few minutes of downloads):
+# the whole suite on a Debian release's CPython, in a debootstrap chroot of
+# its own under $(DEBIAN_ROOT).  Debian trixie's python3.13 is 3.13.5, the
+# only 3.13 after 3.13.0 this machine can get (README, "Python versions").
+# pip inside the chroot does not trust this host's TLS proxy, so the test
+# wheels are fetched here and installed there from a folder.
+DEBIAN_SUITE ?= trixie
+DEBIAN_PY    ?= python3.13
+DEBIAN_ROOT  ?= .debian-$(DEBIAN_SUITE)
+versions-debian: $(PY)
+	$(call apt_ensure,debootstrap)
+	[ -x $(DEBIAN_ROOT)/usr/bin/$(DEBIAN_PY) ] || $(SUDO) debootstrap --variant=minbase \
+		--include=$(DEBIAN_PY),$(DEBIAN_PY)-dev,$(DEBIAN_PY)-venv,lib$(DEBIAN_PY)-testsuite,gcc,libc6-dev \
+		$(DEBIAN_SUITE) $(DEBIAN_ROOT) http://deb.debian.org/debian
+	rm -rf $(DEBIAN_ROOT)/root/wheels $(DEBIAN_ROOT)/root/ql && mkdir -p $(DEBIAN_ROOT)/root/ql
+	$(PY) -m pip download -q -d $(DEBIAN_ROOT)/root/wheels --only-binary=:all: \
+		--python-version $$($(DEBIAN_ROOT)/usr/bin/$(DEBIAN_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3.13) \
+		pytest pytest-timeout hypothesis setuptools wheel
+	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -C $(DEBIAN_ROOT)/root/ql -xf -
+	@set -e; root=$(DEBIAN_ROOT); \
+	$(SUDO) mount -t proc proc $$root/proc; $(SUDO) mount --bind /dev $$root/dev; \
+	trap '$(SUDO) umount $$root/dev $$root/proc' EXIT; \
+	$(SUDO) chroot $$root sh -ec 'cd /root/ql; $(DEBIAN_PY) -VV; \
+		[ -x /opt/venv/bin/python ] || $(DEBIAN_PY) -m venv /opt/venv; \
+		export PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null; \
+		/opt/venv/bin/pip -q install --no-index --find-links /root/wheels pytest pytest-timeout hypothesis setuptools wheel; \
+		/opt/venv/bin/pip -q install --no-index --no-build-isolation .; \
+		/opt/venv/bin/python -m pytest -q -p no:cacheprovider'
 
 # The README's second command and CI's (.ci/run): every test on the plain
 # build, then the whole suite under ASan+UBSan, then the reference-leak run on
