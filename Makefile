@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: versions-debian run test check build dev bench bench-compare curves asan soak fuzz clean venv versions
+.PHONY: run test check build dev bench bench-compare curves asan soak fuzz clean venv versions versions-debian
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -110,7 +110,7 @@ versions-debian: $(PY)
 		$(DEBIAN_SUITE) $(DEBIAN_ROOT) http://deb.debian.org/debian
 	rm -rf $(DEBIAN_ROOT)/root/wheels $(DEBIAN_ROOT)/root/ql && mkdir -p $(DEBIAN_ROOT)/root/ql
 	$(PY) -m pip download -q -d $(DEBIAN_ROOT)/root/wheels --only-binary=:all: \
-		--python-version $$($(DEBIAN_ROOT)/usr/bin/$(DEBIAN_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3.13) \
+		--python-version $$($(SUDO) chroot $(DEBIAN_ROOT) $(DEBIAN_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 		pytest pytest-timeout hypothesis setuptools wheel
 	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -C $(DEBIAN_ROOT)/root/ql -xf -
 	@set -e; root=$(DEBIAN_ROOT); \
